@@ -1,0 +1,233 @@
+//! The benchmark command: plan, load engines, run the suite, write results, print the report.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use chrono::Local;
+
+use crate::cli::RunArgs;
+use crate::engine::llamacpp::{LlamaCppEngine, LlamaCppSettings};
+use crate::engine::mock::MockEngine;
+use crate::engine::Engine;
+use crate::measure::StopFlag;
+use crate::plan::{sweep_label, Combination, EnginePlan, Plan};
+use crate::progress::Progress;
+use crate::results::schema::RunConfig;
+use crate::results::{build, write, ResultsFile, SCHEMA_VERSION};
+use crate::suite::{self, EngineRuns, SuiteEnd};
+use crate::telemetry::gpu::GpuWatch;
+use crate::telemetry::system;
+
+/// Exit code of a run the user interrupted (as a shell reports SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// What a set of engine runs came to.
+struct Measured {
+    runs: Vec<EngineRuns>,
+    end: SuiteEnd,
+    /// An error that stopped the run after some work was done.
+    fatal: Option<anyhow::Error>,
+}
+
+fn install_ctrlc(stop: &StopFlag) {
+    let stop = stop.clone();
+    // A second Ctrl-C leaves at once; the first lets the current run stop and the results be saved.
+    let _ = ctrlc::set_handler(move || {
+        if stop.is_raised() {
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+        stop.raise();
+        eprintln!("\ninterrupted: saving the runs that finished (Ctrl-C again to quit now)");
+    });
+}
+
+/// Runs one engine over the plan's prompts, with GPU telemetry around its load and runs.
+fn measure_one(
+    engine: &mut dyn Engine,
+    watch: &mut GpuWatch,
+    plan: &Plan,
+    stop: &StopFlag,
+    progress: &Progress,
+) -> anyhow::Result<(EngineRuns, SuiteEnd)> {
+    let mut engines = [engine];
+    let prepared = suite::prepare_all(&mut engines, &plan.prompts, &plan.suite.mode)?;
+    watch.start_runs();
+    let (mut runs, end) = suite::run(&mut engines, prepared, &plan.suite, stop, progress);
+    let mut one = runs.pop().context("the suite returned no engine")?;
+    let tokens: u64 = one
+        .prompts
+        .iter()
+        .flat_map(|p| p.runs.iter())
+        .filter_map(|r| r.as_ref().ok())
+        .map(|(m, _)| m.tokens_generated)
+        .sum();
+    one.gpu = Some(watch.finish_runs(tokens));
+    Ok((one, end))
+}
+
+fn run_llamacpp(
+    combos: &[Combination<LlamaCppSettings>],
+    plan: &Plan,
+    stop: &StopFlag,
+    progress: &Progress,
+) -> anyhow::Result<Measured> {
+    let mut out = Measured {
+        runs: Vec::new(),
+        end: SuiteEnd::Complete,
+        fatal: None,
+    };
+    let mut engine: Option<LlamaCppEngine> = None;
+    for combo in combos {
+        let mut watch = GpuWatch::new(0);
+        let label = sweep_label(&combo.sweep);
+        progress.status(&format!("loading {} {label}", combo.settings.model.display()));
+        let loaded = match engine.take() {
+            Some(e) if e.reuses_model(&combo.settings) => e.reconfigure(combo.settings.clone()),
+            previous => {
+                drop(previous);
+                watch.before_load();
+                LlamaCppEngine::load(combo.settings.clone())
+            }
+        };
+        let mut e = match loaded {
+            Ok(e) => e,
+            Err(err) if out.runs.is_empty() => return Err(err.into()),
+            Err(err) => {
+                out.fatal = Some(anyhow::Error::new(err).context(format!("combination {label}")));
+                return Ok(out);
+            }
+        };
+        watch.after_load();
+        match measure_one(&mut e, &mut watch, plan, stop, progress) {
+            Ok((mut runs, end)) => {
+                runs.sweep = combo.sweep.clone();
+                out.runs.push(runs);
+                if end == SuiteEnd::Interrupted {
+                    out.end = end;
+                    return Ok(out);
+                }
+            }
+            Err(err) if out.runs.is_empty() => return Err(err),
+            Err(err) => {
+                out.fatal = Some(err);
+                return Ok(out);
+            }
+        }
+        engine = Some(e);
+    }
+    Ok(out)
+}
+
+fn results_key(runs: &EngineRuns, sweep: bool) -> String {
+    if sweep {
+        format!("{}@{}", runs.info.key, sweep_label(&runs.sweep))
+    } else {
+        runs.info.key.clone()
+    }
+}
+
+fn run_config(args: &RunArgs, plan: &Plan) -> RunConfig {
+    RunConfig {
+        warmup_runs: plan.suite.warmup,
+        measurement_runs: plan.suite.runs,
+        prompt: Some(args.prompt.clone()),
+        prompt_file: args.prompt_file.as_ref().map(|p| p.display().to_string()),
+        prompt_mode: Some(if args.raw_prompt { "raw" } else { "chat" }.into()),
+        chat_template: args.chat_template.clone(),
+        max_tokens: args.max_tokens,
+        ignore_eos: Some(plan.suite.sampling.ignore_eos),
+        temperature: Some(plan.suite.sampling.temperature),
+        seed: Some(plan.suite.sampling.seed),
+        command_line: std::env::args().collect(),
+    }
+}
+
+/// Runs a benchmark as `args` describe; the results file is written even when the run is cut short.
+pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let plan = Plan::from_args(args)?;
+    let started = Local::now();
+    let output: PathBuf = match &args.output {
+        Some(p) => p.clone(),
+        None => write::default_path(
+            &args.results_dir,
+            &args.scenario,
+            &started.format("%Y%m%d_%H%M%S").to_string(),
+        ),
+    };
+    write::check_writable(&output)?;
+    let stop = StopFlag::new();
+    install_ctrlc(&stop);
+    let progress = Progress::new(!args.quiet);
+
+    let measured = match &plan.engine {
+        EnginePlan::LlamaCpp(combos) => run_llamacpp(combos, &plan, &stop, &progress),
+        EnginePlan::Mock(settings) => {
+            let mut watch = GpuWatch::new(0);
+            let mut engine = MockEngine::new(settings.clone());
+            measure_one(&mut engine, &mut watch, &plan, &stop, &progress).map(|(runs, end)| Measured {
+                runs: vec![runs],
+                end,
+                fatal: None,
+            })
+        }
+        EnginePlan::Other(kind) => Err(anyhow::anyhow!(
+            "--engine {kind:?} is not available in this build"
+        )),
+    };
+    progress.finish();
+    let measured = measured?;
+
+    let sweep = measured.runs.len() > 1;
+    let incomplete_reason = match (&measured.end, &measured.fatal) {
+        (SuiteEnd::Interrupted, _) => Some("interrupted by the user".to_string()),
+        (_, Some(e)) => Some(format!("{e:#}")),
+        _ => None,
+    };
+    let file = ResultsFile {
+        schema_version: SCHEMA_VERSION,
+        timestamp: started.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+        scenario: args.scenario.clone(),
+        config: run_config(args, &plan),
+        results: measured
+            .runs
+            .iter()
+            .map(|r| (results_key(r, sweep), build::engine_result(r)))
+            .collect(),
+        complete: incomplete_reason.is_none(),
+        incomplete_reason,
+        finished_at: Some(Local::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
+        tool: Some(system::tool_info()),
+        system: Some(system::system_info()),
+        http_comparison: None,
+    };
+    write::write_atomic(&output, &file)?;
+    if !args.quiet {
+        println!("{}", crate::report::render(&file, args.format));
+    }
+    eprintln!("results: {}", output.display());
+
+    if let Some(e) = measured.fatal {
+        return Err(e.context(format!("the run stopped early; what finished is in {}", output.display())));
+    }
+    if measured.end == SuiteEnd::Interrupted {
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    let (ok, total) = file
+        .results
+        .values()
+        .flat_map(|e| e.prompts.values())
+        .fold((0, 0), |(o, t), p| (o + p.successful_runs, t + p.total_runs));
+    if ok == 0 {
+        let first = file
+            .results
+            .values()
+            .flat_map(|e| e.prompts.values())
+            .flat_map(|p| p.runs.iter())
+            .find_map(|r| r.error.clone())
+            .unwrap_or_default();
+        bail!("all {total} measured runs failed (first: {first}); see {}", output.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+

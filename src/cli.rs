@@ -1,0 +1,281 @@
+//! Command-line flags. Names follow llama-server / llama-bench and the original Python benchmark
+//! where they exist; each help text says why a setting matters for a measurement.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Measure LLM inference speed inside the process (llama.cpp, vLLM) and over HTTP, token by token.
+///
+/// With no subcommand, runs a benchmark (same flags as `inproc-bench run`).
+#[derive(Debug, Parser)]
+#[command(name = "inproc-bench", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; a benchmark run when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Benchmark flags (when no subcommand is given).
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a benchmark (the default).
+    Run(RunArgs),
+}
+
+/// Which engine runs the prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineKind {
+    /// llama.cpp in this process (GGUF models).
+    Llamacpp,
+    /// vLLM in this process through embedded Python (Hugging Face models; feature `vllm`).
+    Vllm,
+    /// An OpenAI-compatible server over HTTP (llama-server, vllm serve).
+    Http,
+    /// A scripted engine with fixed delays, for testing the tool itself.
+    #[value(hide = true)]
+    Mock,
+}
+
+/// Output format of the report printed at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table like the original benchmark's.
+    Table,
+    /// Markdown, one row per combination and prompt.
+    Md,
+    /// CSV, one row per combination and prompt.
+    Csv,
+    /// The results JSON.
+    Json,
+}
+
+/// Everything a benchmark run takes.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Engine to measure.
+    #[arg(long, value_enum, default_value_t = EngineKind::Llamacpp)]
+    pub engine: EngineKind,
+
+    /// Model: a .gguf file for llamacpp, a Hugging Face folder for vllm. A comma list sweeps models
+    /// (e.g. Q4_K_M vs Q8_0), each loaded once.
+    #[arg(short = 'm', long, value_name = "PATH[,PATH…]")]
+    pub model: Option<String>,
+
+    // ---- prompts and plan ----
+    /// Prompts to run: all, or names from the set (short, medium, long), comma-separated.
+    #[arg(long, default_value = "all", help_heading = "Plan")]
+    pub prompt: String,
+    /// Your own prompt set: a JSON array or JSON lines of {"name", "prompt", "max_tokens"}.
+    #[arg(long, value_name = "FILE", help_heading = "Plan")]
+    pub prompt_file: Option<PathBuf>,
+    /// Unmeasured runs per prompt first: they warm caches, page in weights and settle clocks.
+    #[arg(long, default_value_t = 5, help_heading = "Plan")]
+    pub warmup: u32,
+    /// Measured runs per prompt; more runs narrow the confidence intervals.
+    #[arg(short = 'r', long, default_value_t = 20, help_heading = "Plan")]
+    pub runs: u32,
+    /// Scenario name, used in the results file name.
+    #[arg(long, default_value = "custom", help_heading = "Plan")]
+    pub scenario: String,
+    /// Tokens to generate per run, overriding the prompt set's (100/300/500).
+    #[arg(short = 'n', long, help_heading = "Plan")]
+    pub max_tokens: Option<u32>,
+    /// Keep generating past end-of-sequence so every run produces exactly max tokens and runs are
+    /// comparable; `--ignore-eos false` lets the model stop and records where it did.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL", help_heading = "Plan")]
+    pub ignore_eos: bool,
+    /// Sampling temperature; 0 is greedy, which makes runs (and engines) produce the same text.
+    #[arg(long, visible_alias = "temp", default_value_t = 0.0, help_heading = "Plan")]
+    pub temperature: f32,
+    /// Sampling seed, used when temperature > 0.
+    #[arg(long, default_value_t = 42, help_heading = "Plan")]
+    pub seed: u32,
+    /// Use this chat template (a name llama.cpp knows, e.g. chatml, llama3) instead of the model's.
+    #[arg(long, value_name = "NAME", help_heading = "Plan", conflicts_with = "raw_prompt")]
+    pub chat_template: Option<String>,
+    /// Send the prompt text as is, without a chat template.
+    #[arg(long, help_heading = "Plan")]
+    pub raw_prompt: bool,
+
+    // ---- llama.cpp ----
+    /// Layers to offload to the GPU (-1 = all). Accepted and recorded on CPU-only builds. A comma
+    /// list or range (0-30+10) sweeps.
+    #[arg(long, visible_alias = "ngl", default_value = "-1", value_name = "N[,N…]", help_heading = "llama.cpp")]
+    pub n_gpu_layers: String,
+    /// Context size in tokens; must hold the prompt plus max tokens.
+    #[arg(short = 'c', long, default_value = "4096", value_name = "N[,N…]", help_heading = "llama.cpp")]
+    pub ctx_size: String,
+    /// CPU threads (default: physical cores; more than that usually slows decoding).
+    #[arg(short = 't', long, value_name = "N[,N…]", help_heading = "llama.cpp")]
+    pub threads: Option<String>,
+    /// Logical batch size for prompt evaluation.
+    #[arg(short = 'b', long, default_value = "2048", value_name = "N[,N…]", help_heading = "llama.cpp")]
+    pub batch_size: String,
+    /// Physical batch size: how many prompt tokens go to the backend at once.
+    #[arg(long, visible_alias = "ub", default_value = "512", value_name = "N[,N…]", help_heading = "llama.cpp")]
+    pub ubatch_size: String,
+    /// Flash attention: on, off or auto (1/0 as llama-bench).
+    #[arg(long, visible_alias = "fa", default_value = "auto", value_name = "on|off|auto[,…]", help_heading = "llama.cpp")]
+    pub flash_attn: String,
+
+    // ---- HTTP ----
+    /// Base URL of an OpenAI-compatible server for --engine http.
+    #[arg(long, help_heading = "HTTP")]
+    pub url: Option<String>,
+    /// API to stream: chat (/v1/chat/completions, as the original benchmark) or completions.
+    #[arg(long, value_enum, default_value_t = HttpApi::Chat, help_heading = "HTTP")]
+    pub api: HttpApi,
+    /// The original benchmark's backend choice: measures the server(s) at --vllm-url / --llamacpp-url.
+    #[arg(long, value_enum, help_heading = "HTTP")]
+    pub backend: Option<Backend>,
+    /// vLLM server for --backend vllm|both.
+    #[arg(long, default_value = "http://localhost:8000", help_heading = "HTTP")]
+    pub vllm_url: String,
+    /// llama-server for --backend llamacpp|both.
+    #[arg(long, default_value = "http://localhost:8001", help_heading = "HTTP")]
+    pub llamacpp_url: String,
+    /// Also serve the same model with the same settings over HTTP (llama-server or vllm serve) and
+    /// report what the serving layer costs, run for run.
+    #[arg(long, help_heading = "HTTP")]
+    pub compare_http: bool,
+    /// llama-server binary for --compare-http (default: the one vendor/build-llama-tools.sh built).
+    #[arg(long, env = "INPROC_LLAMA_SERVER", value_name = "PATH", help_heading = "HTTP")]
+    pub llama_server: Option<PathBuf>,
+
+    // ---- vLLM ----
+    /// Python environment holding vLLM (default: the active virtual environment, then .venv-vllm).
+    #[arg(long, env = "INPROC_PYTHON_ENV", value_name = "DIR", help_heading = "vLLM")]
+    pub python_env: Option<PathBuf>,
+    /// Fraction of GPU memory vLLM may take.
+    #[arg(long, default_value_t = 0.9, help_heading = "vLLM")]
+    pub gpu_memory_utilization: f32,
+    /// GiB of weights to keep in CPU memory (for models larger than the GPU).
+    #[arg(long, default_value_t = 0.0, help_heading = "vLLM")]
+    pub cpu_offload_gb: f32,
+    /// Maximum sequence length (default: the model's).
+    #[arg(long, help_heading = "vLLM")]
+    pub max_model_len: Option<u32>,
+    /// GPUs for tensor parallelism.
+    #[arg(long, default_value_t = 1, help_heading = "vLLM")]
+    pub tensor_parallel_size: u32,
+    /// Quantization method (awq, fp8, …; default: from the model).
+    #[arg(long, help_heading = "vLLM")]
+    pub quantization: Option<String>,
+    /// Weight dtype (auto, bfloat16, float16, float32).
+    #[arg(long, default_value = "auto", help_heading = "vLLM")]
+    pub dtype: String,
+    /// Disable CUDA graphs (slower decoding, faster start).
+    #[arg(long, help_heading = "vLLM")]
+    pub enforce_eager: bool,
+    /// Reuse KV blocks of identical prompt prefixes; off so repeated runs are not flattered.
+    #[arg(long, help_heading = "vLLM")]
+    pub enable_prefix_caching: bool,
+
+    // ---- output ----
+    /// Results file (default: <results-dir>/benchmark_<scenario>_<YYYYmmdd_HHMMSS>.json); never overwritten.
+    #[arg(short = 'o', long, help_heading = "Output")]
+    pub output: Option<PathBuf>,
+    /// Directory for default results file names.
+    #[arg(long, default_value = "results", help_heading = "Output")]
+    pub results_dir: PathBuf,
+    /// Report printed at the end.
+    #[arg(long, value_enum, default_value_t = Format::Table, help_heading = "Output")]
+    pub format: Format,
+    /// No progress bar and no report; errors still go to stderr.
+    #[arg(short = 'q', long, help_heading = "Output")]
+    pub quiet: bool,
+    /// Let the engines print their own logs.
+    #[arg(short = 'v', long, help_heading = "Output")]
+    pub verbose: bool,
+
+    // ---- scripted engine (tests) ----
+    /// Mock engine: time to first token.
+    #[arg(long, default_value_t = 5.0, hide = true)]
+    pub mock_ttft_ms: f64,
+    /// Mock engine: time between deliveries.
+    #[arg(long, default_value_t = 1.0, hide = true)]
+    pub mock_itl_ms: f64,
+    /// Mock engine: tokens per delivery.
+    #[arg(long, default_value_t = 1, hide = true)]
+    pub mock_chunk: u32,
+    /// Mock engine: fail every Nth request.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub mock_fail_every: u32,
+}
+
+/// The streaming API used over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HttpApi {
+    /// POST /v1/chat/completions with one user message.
+    Chat,
+    /// POST /v1/completions with the prompt text.
+    Completions,
+}
+
+/// The original benchmark's `--backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// vLLM at --vllm-url.
+    Vllm,
+    /// llama-server at --llamacpp-url.
+    Llamacpp,
+    /// Both, one after the other.
+    Both,
+}
+
+impl Cli {
+    /// The benchmark flags, whether given at top level or after `run`.
+    pub fn run_args(&self) -> Option<&RunArgs> {
+        match &self.command {
+            None => Some(&self.run),
+            Some(Command::Run(args)) => Some(args),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("inproc-bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn top_level_flags_work_without_a_subcommand() {
+        let cli = parse(&["--engine", "llamacpp", "--model", "m.gguf", "--n-gpu-layers", "30"]).unwrap();
+        let run = cli.run_args().unwrap();
+        assert_eq!(run.engine, EngineKind::Llamacpp);
+        assert_eq!(run.n_gpu_layers, "30");
+        assert_eq!((run.warmup, run.runs, run.scenario.as_str()), (5, 20, "custom"));
+        assert!(run.ignore_eos);
+        assert_eq!(run.temperature, 0.0);
+    }
+
+    #[test]
+    fn run_subcommand_takes_the_same_flags() {
+        let cli = parse(&["run", "--model", "m.gguf", "--prompt", "short", "--warmup", "2", "--runs", "10"]).unwrap();
+        let run = cli.run_args().unwrap();
+        assert_eq!((run.prompt.as_str(), run.warmup, run.runs), ("short", 2, 10));
+    }
+
+    #[test]
+    fn llama_style_aliases_and_bool_flags() {
+        let cli = parse(&["--ngl", "0", "--fa", "on", "--ub", "128", "--ignore-eos", "false", "--temp", "0.7"]).unwrap();
+        let run = cli.run_args().unwrap();
+        assert_eq!((run.n_gpu_layers.as_str(), run.flash_attn.as_str(), run.ubatch_size.as_str()), ("0", "on", "128"));
+        assert!(!run.ignore_eos);
+        assert!((run.temperature - 0.7).abs() < 1e-6);
+    }
+
+    #[test]
+    fn bad_flags_are_rejected() {
+        assert!(parse(&["--engine", "tensorrt"]).is_err());
+        assert!(parse(&["--runs", "-3"]).is_err());
+        assert!(parse(&["--raw-prompt", "--chat-template", "chatml"]).is_err());
+    }
+}

@@ -1,0 +1,508 @@
+//! The llama.cpp engine, in-process through `llama-cpp-2`: the model is loaded once, one context is
+//! kept, and its KV cache is cleared before every request so that no run reuses another's prompt.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::logit_bias::LlamaLogitBias;
+use llama_cpp_2::token::LlamaToken;
+use serde_json::{json, Map, Value};
+
+use super::{
+    Engine, EngineError, EngineInfo, Finish, Outcome, PreparedPrompt, PromptMode, Request,
+};
+use crate::measure::Recorder;
+use crate::prompts::PromptSpec;
+
+/// The llama.cpp build that the pinned `llama-cpp-sys-2` compiles in.
+pub const LLAMA_CPP_BUILD: u32 = 11434;
+
+/// Flash attention policy, as llama-server's `-fa on|off|auto` (llama-bench's `-fa 1|0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlashAttn {
+    /// Let llama.cpp decide per device.
+    Auto,
+    /// Always on.
+    On,
+    /// Always off.
+    Off,
+}
+
+impl std::str::FromStr for FlashAttn {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" | "-1" => Ok(Self::Auto),
+            "on" | "1" | "true" => Ok(Self::On),
+            "off" | "0" | "false" => Ok(Self::Off),
+            _ => Err(format!(
+                "invalid flash-attn value '{s}': use on, off or auto (1, 0)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for FlashAttn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::On => "on",
+            Self::Off => "off",
+        })
+    }
+}
+
+/// Every llama.cpp setting the tool exposes; one value each (sweeps expand before this).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LlamaCppSettings {
+    /// Path of the GGUF file.
+    pub model: PathBuf,
+    /// Layers offloaded to the GPU; -1 is all.
+    pub n_gpu_layers: i32,
+    /// Context size in tokens.
+    pub ctx_size: u32,
+    /// Threads for generation and prompt evaluation.
+    pub threads: u32,
+    /// Logical batch size for prompt evaluation.
+    pub batch_size: u32,
+    /// Physical batch size.
+    pub ubatch_size: u32,
+    /// Flash attention policy.
+    pub flash_attn: FlashAttn,
+    /// Let llama.cpp print its own logs.
+    #[serde(skip)]
+    pub verbose: bool,
+}
+
+self_cell::self_cell!(
+    /// The model and the one context that borrows it.
+    struct Loaded {
+        owner: LlamaModel,
+        #[covariant]
+        dependent: LlamaContext,
+    }
+);
+
+/// The in-process llama.cpp engine.
+pub struct LlamaCppEngine {
+    settings: LlamaCppSettings,
+    loaded: Loaded,
+    eog_tokens: Vec<LlamaToken>,
+    load_ms: f64,
+    details: Map<String, Value>,
+    piece: Vec<u8>,
+}
+
+fn backend(verbose: bool) -> Result<&'static LlamaBackend, EngineError> {
+    static BACKEND: OnceLock<LlamaBackend> = OnceLock::new();
+    if let Some(b) = BACKEND.get() {
+        return Ok(b);
+    }
+    if !verbose {
+        llama_cpp_2::send_logs_to_tracing(
+            llama_cpp_2::LogOptions::default().with_logs_enabled(false),
+        );
+    }
+    let b = LlamaBackend::init()
+        .map_err(|e| EngineError::Load(format!("cannot start llama.cpp: {e}")))?;
+    Ok(BACKEND.get_or_init(|| b))
+}
+
+/// Checks the model path before llama.cpp sees it, so that bad input gets a clear message.
+pub fn check_gguf_file(path: &Path) -> Result<(), EngineError> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        EngineError::Load(format!(
+            "model file {} not found ({e}): pass an existing .gguf with --model (scripts/fetch-model.sh gets the default one)",
+            path.display()
+        ))
+    })?;
+    if meta.is_dir() {
+        return Err(EngineError::Load(format!(
+            "{} is a directory: --model takes a .gguf file for the llamacpp engine (a Hugging Face folder is for --engine vllm)",
+            path.display()
+        )));
+    }
+    let mut magic = [0u8; 4];
+    let read = std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .map_err(|e| {
+            EngineError::Load(format!(
+                "cannot read {} ({e}): is it a GGUF model?",
+                path.display()
+            ))
+        });
+    if read.is_err() || &magic != b"GGUF" {
+        return Err(EngineError::Load(format!(
+            "{} is not a GGUF file: pass a .gguf model with --model",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn context_params(s: &LlamaCppSettings) -> LlamaContextParams {
+    let fa = match s.flash_attn {
+        FlashAttn::Auto => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
+        FlashAttn::On => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+        FlashAttn::Off => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+    };
+    let threads = i32::try_from(s.threads).unwrap_or(i32::MAX);
+    LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(s.ctx_size))
+        .with_n_batch(s.batch_size)
+        .with_n_ubatch(s.ubatch_size)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads)
+        .with_flash_attention_policy(fa)
+}
+
+impl LlamaCppEngine {
+    /// Loads the model and creates the context; this is the engine's load time.
+    pub fn load(settings: LlamaCppSettings) -> Result<Self, EngineError> {
+        check_gguf_file(&settings.model)?;
+        let backend = backend(settings.verbose)?;
+        let started = Instant::now();
+        let ngl = u32::try_from(settings.n_gpu_layers).unwrap_or(u32::MAX);
+        let params = LlamaModelParams::default().with_n_gpu_layers(ngl);
+        let model = LlamaModel::load_from_file(backend, &settings.model, &params).map_err(|e| {
+            EngineError::Load(format!(
+                "llama.cpp could not load {} ({e}): the file may be truncated or corrupt; download it again",
+                settings.model.display()
+            ))
+        })?;
+        let mut details = model_details(&model);
+        details.insert(
+            "gpu_offload_supported".into(),
+            json!(backend.supports_gpu_offload()),
+        );
+        let loaded = Loaded::try_new(model, |model| {
+            model.new_context(backend, context_params(&settings))
+        })
+        .map_err(|e| {
+            EngineError::Load(format!(
+                "llama.cpp could not create a context of {} tokens ({e}): try a smaller --ctx-size or --batch-size",
+                settings.ctx_size
+            ))
+        })?;
+        let load_ms = started.elapsed().as_secs_f64() * 1e3;
+        let eog_tokens = {
+            let vocab = loaded.borrow_owner().vocab();
+            vocab.tokens().filter(|&t| vocab.is_eog(t)).collect()
+        };
+        Ok(Self {
+            settings,
+            loaded,
+            eog_tokens,
+            load_ms,
+            details,
+            piece: Vec::with_capacity(64),
+        })
+    }
+
+    /// Whether `settings` can reuse this engine's loaded model (same file and GPU offload), so
+    /// that only the context is made anew.
+    pub fn reuses_model(&self, settings: &LlamaCppSettings) -> bool {
+        settings.model == self.settings.model && settings.n_gpu_layers == self.settings.n_gpu_layers
+    }
+
+    /// Applies new settings: a new context on the loaded model when [`Self::reuses_model`],
+    /// else a fresh load.
+    pub fn reconfigure(self, settings: LlamaCppSettings) -> Result<Self, EngineError> {
+        if !self.reuses_model(&settings) {
+            drop(self);
+            return Self::load(settings);
+        }
+        let backend = backend(settings.verbose)?;
+        let started = Instant::now();
+        let model = self.loaded.into_owner();
+        let loaded = Loaded::try_new(model, |model| model.new_context(backend, context_params(&settings)))
+            .map_err(|e| {
+                EngineError::Load(format!(
+                    "llama.cpp could not create a context of {} tokens ({e}): try a smaller --ctx-size or --batch-size",
+                    settings.ctx_size
+                ))
+            })?;
+        Ok(Self {
+            settings,
+            loaded,
+            load_ms: self.load_ms + started.elapsed().as_secs_f64() * 1e3,
+            ..self
+        })
+    }
+
+    /// The settings this engine was loaded with.
+    pub fn settings(&self) -> &LlamaCppSettings {
+        &self.settings
+    }
+
+    fn template(&self, name: Option<&str>) -> Result<LlamaChatTemplate, EngineError> {
+        let model = self.loaded.borrow_owner();
+        match name {
+            Some(name) => LlamaChatTemplate::new(name)
+                .map_err(|e| EngineError::Prompt(format!("invalid --chat-template: {e}"))),
+            None => model.chat_template(None).map_err(|_| {
+                EngineError::Prompt(format!(
+                    "model {} has no chat template: pass --chat-template NAME (e.g. chatml) or --raw-prompt",
+                    self.settings.model.display()
+                ))
+            }),
+        }
+    }
+
+    fn sampler(&self, req: &Request<'_>) -> Option<LlamaSampler> {
+        let s = req.sampling;
+        if s.temperature <= 0.0 {
+            return None; // greedy: argmax over the logits, see `greedy_token`
+        }
+        let model = self.loaded.borrow_owner();
+        let mut chain = Vec::new();
+        if s.ignore_eos {
+            let biases: Vec<LlamaLogitBias> = self
+                .eog_tokens
+                .iter()
+                .map(|&t| LlamaLogitBias::new(t, f32::NEG_INFINITY))
+                .collect();
+            chain.push(LlamaSampler::logit_bias(model.n_vocab(), &biases));
+        }
+        chain.push(LlamaSampler::temp(s.temperature));
+        chain.push(LlamaSampler::dist(s.seed));
+        Some(LlamaSampler::chain_simple(chain))
+    }
+}
+
+/// The most likely token, skipping end-of-generation tokens when `skip_eog` holds.
+fn greedy_token(logits: &[f32], eog: &[LlamaToken], skip_eog: bool) -> LlamaToken {
+    let argmax = |skip: &dyn Fn(usize) -> bool| {
+        let mut best = (0usize, f32::NEG_INFINITY);
+        for (i, &l) in logits.iter().enumerate() {
+            if l > best.1 && !skip(i) {
+                best = (i, l);
+            }
+        }
+        best.0
+    };
+    let is_eog = |i: usize| eog.iter().any(|t| usize::try_from(t.0).ok() == Some(i));
+    let mut best = argmax(&|_| false);
+    if skip_eog && is_eog(best) {
+        best = argmax(&is_eog);
+    }
+    LlamaToken(i32::try_from(best).unwrap_or(0))
+}
+
+fn model_details(model: &LlamaModel) -> Map<String, Value> {
+    let meta = |k: &str| model.meta_val_str(k).ok();
+    let devices: Vec<Value> = llama_cpp_2::list_llama_ggml_backend_devices()
+        .into_iter()
+        .map(|d| {
+            json!({"name": d.name, "description": d.description, "backend": d.backend,
+                   "memory_total_bytes": d.memory_total})
+        })
+        .collect();
+    let mut m = Map::new();
+    m.insert("architecture".into(), json!(meta("general.architecture")));
+    m.insert("model_name".into(), json!(meta("general.name")));
+    m.insert("file_type".into(), json!(meta("general.file_type")));
+    m.insert("n_params".into(), json!(model.n_params()));
+    m.insert("size_bytes".into(), json!(model.size()));
+    m.insert("n_layer".into(), json!(model.n_layer()));
+    m.insert("n_ctx_train".into(), json!(model.n_ctx_train()));
+    m.insert("n_vocab".into(), json!(model.n_vocab()));
+    m.insert("backend_devices".into(), Value::Array(devices));
+    m.insert("system_info".into(), json!(system_info()));
+    m
+}
+
+/// llama.cpp's own summary of the CPU features and backends it was built with.
+pub fn system_info() -> String {
+    // SAFETY: llama_print_system_info takes no arguments and returns a pointer to a static,
+    // NUL-terminated buffer owned by llama.cpp; we copy it out immediately.
+    let ptr = unsafe { llama_cpp_sys_2::llama_print_system_info() };
+    if ptr.is_null() {
+        return String::new();
+    }
+    // SAFETY: non-null, NUL-terminated, valid for the duration of this call (see above).
+    unsafe { std::ffi::CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .trim()
+        .to_string()
+}
+
+impl Engine for LlamaCppEngine {
+    fn info(&self) -> EngineInfo {
+        let s = &self.settings;
+        let mut settings = Map::new();
+        settings.insert("model".into(), json!(s.model.display().to_string()));
+        settings.insert("n_gpu_layers".into(), json!(s.n_gpu_layers));
+        settings.insert("ctx_size".into(), json!(s.ctx_size));
+        settings.insert("threads".into(), json!(s.threads));
+        settings.insert("batch_size".into(), json!(s.batch_size));
+        settings.insert("ubatch_size".into(), json!(s.ubatch_size));
+        settings.insert("flash_attn".into(), json!(s.flash_attn.to_string()));
+        EngineInfo {
+            key: "llamacpp".into(),
+            name: "llama.cpp".into(),
+            version: format!("b{LLAMA_CPP_BUILD} (llama-cpp-2 0.1.160, in-process)"),
+            model: s.model.display().to_string(),
+            settings,
+            load_ms: self.load_ms,
+            details: self.details.clone(),
+        }
+    }
+
+    fn prepare(
+        &mut self,
+        prompt: &PromptSpec,
+        mode: &PromptMode,
+    ) -> Result<PreparedPrompt, EngineError> {
+        let text = match mode {
+            PromptMode::Raw => prompt.prompt.clone(),
+            PromptMode::Chat { template } => {
+                let tmpl = self.template(template.as_deref())?;
+                let msg = LlamaChatMessage::new("user".into(), prompt.prompt.clone())
+                    .map_err(|e| EngineError::Prompt(format!("prompt '{}': {e}", prompt.name)))?;
+                self.loaded
+                    .borrow_owner()
+                    .apply_chat_template(&tmpl, &[msg], true)
+                    .map_err(|e| {
+                        EngineError::Prompt(format!(
+                            "the chat template failed on prompt '{}' ({e}): pass --chat-template NAME or --raw-prompt",
+                            prompt.name
+                        ))
+                    })?
+            }
+        };
+        let n_prompt = self
+            .loaded
+            .borrow_owner()
+            .vocab()
+            .tokenize(text.as_bytes(), true, true)
+            .len() as u64;
+        let need = n_prompt + u64::from(prompt.max_tokens);
+        if need > u64::from(self.settings.ctx_size) {
+            return Err(EngineError::Prompt(format!(
+                "prompt '{}' needs {need} tokens ({n_prompt} prompt + {} generated) but the context holds {}: raise --ctx-size or lower --max-tokens",
+                prompt.name, prompt.max_tokens, self.settings.ctx_size
+            )));
+        }
+        Ok(PreparedPrompt {
+            name: prompt.name.clone(),
+            text,
+            max_tokens: prompt.max_tokens,
+            prompt_tokens: Some(n_prompt),
+        })
+    }
+
+    fn generate(&mut self, req: &Request<'_>, rec: &mut Recorder) -> Result<Outcome, EngineError> {
+        let max_tokens = req.prompt.max_tokens;
+        let mut sampler = self.sampler(req);
+        let n_batch = self.settings.batch_size.max(1) as usize;
+        let eog = &self.eog_tokens;
+        let piece = &mut self.piece;
+        self.loaded.with_dependent_mut(|model, ctx| {
+            let vocab = model.vocab();
+            ctx.clear_kv_cache();
+            let prompt = vocab.tokenize(req.prompt.text.as_bytes(), true, true);
+            if prompt.is_empty() {
+                return Err(EngineError::Prompt(format!(
+                    "prompt '{}' tokenized to nothing",
+                    req.prompt.name
+                )));
+            }
+            let mut batch = LlamaBatch::new(n_batch.max(1), 1);
+            let gen_err = |e: &dyn std::fmt::Display| EngineError::Generate(format!("llama.cpp decode failed: {e}"));
+            let mut pos: i32 = 0;
+            for chunk in prompt.chunks(n_batch) {
+                batch.clear();
+                for (i, &tok) in chunk.iter().enumerate() {
+                    let last = pos as usize + i + 1 == prompt.len();
+                    batch
+                        .add(tok, pos + i as i32, &[0], last)
+                        .map_err(|e| gen_err(&e))?;
+                }
+                ctx.decode(&mut batch).map_err(|e| gen_err(&e))?;
+                pos += chunk.len() as i32;
+            }
+            let mut logits_idx = batch.n_tokens() - 1;
+            let mut token_ids = Vec::with_capacity(max_tokens as usize);
+            let mut text = Vec::with_capacity(max_tokens as usize * 4);
+            let mut finish = Finish::Length;
+            for n in 0..max_tokens {
+                if rec.should_stop() {
+                    return Err(EngineError::Interrupted);
+                }
+                let token = match sampler.as_mut() {
+                    Some(s) => s.sample(ctx, logits_idx),
+                    None => greedy_token(ctx.get_logits_ith(logits_idx), eog, req.sampling.ignore_eos),
+                };
+                if !req.sampling.ignore_eos && vocab.is_eog(token) {
+                    finish = Finish::Eos;
+                    break;
+                }
+                piece.clear();
+                vocab.token_to_piece_into(token, piece, false, None);
+                rec.tokens(1);
+                text.extend_from_slice(piece);
+                token_ids.push(i64::from(token.0));
+                if n + 1 == max_tokens {
+                    break;
+                }
+                batch.clear();
+                batch.add(token, pos, &[0], true).map_err(|e| gen_err(&e))?;
+                ctx.decode(&mut batch).map_err(|e| gen_err(&e))?;
+                pos += 1;
+                logits_idx = 0;
+            }
+            Ok(Outcome {
+                prompt_tokens: prompt.len() as u64,
+                token_ids,
+                text: String::from_utf8_lossy(&text).into_owned(),
+                finish,
+                server: None,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greedy_skips_end_of_generation_only_when_asked() {
+        let logits = [0.1, 5.0, 3.0, -1.0];
+        let eog = [LlamaToken(1)];
+        assert_eq!(greedy_token(&logits, &eog, false), LlamaToken(1));
+        assert_eq!(greedy_token(&logits, &eog, true), LlamaToken(2));
+    }
+
+    #[test]
+    fn flash_attn_parses_llama_server_and_llama_bench_spellings() {
+        assert_eq!("1".parse::<FlashAttn>(), Ok(FlashAttn::On));
+        assert_eq!("off".parse::<FlashAttn>(), Ok(FlashAttn::Off));
+        assert_eq!("auto".parse::<FlashAttn>(), Ok(FlashAttn::Auto));
+        assert!("maybe".parse::<FlashAttn>().unwrap_err().contains("on, off or auto"));
+    }
+
+    #[test]
+    fn bad_model_paths_get_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = check_gguf_file(&dir.path().join("nope.gguf")).unwrap_err().to_string();
+        assert!(missing.contains("not found") && missing.contains("--model"));
+        let isdir = check_gguf_file(dir.path()).unwrap_err().to_string();
+        assert!(isdir.contains("is a directory"));
+        let txt = dir.path().join("x.gguf");
+        std::fs::write(&txt, "hello").unwrap();
+        assert!(check_gguf_file(&txt).unwrap_err().to_string().contains("not a GGUF file"));
+    }
+}

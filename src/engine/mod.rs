@@ -1,0 +1,157 @@
+//! The engine interface: engines load a model, prepare prompts, and report generated tokens to the
+//! recorder. They never read the clock and never compute metrics.
+
+pub mod llamacpp;
+pub mod mock;
+
+use serde_json::{Map, Value};
+
+use crate::measure::Recorder;
+use crate::prompts::PromptSpec;
+
+/// How the user's prompt becomes the text an engine evaluates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptMode {
+    /// One user message through the model's chat template, or the named template.
+    Chat {
+        /// A template name llama.cpp knows (`chatml`, `llama3`, …) instead of the model's own.
+        template: Option<String>,
+    },
+    /// The prompt text as is, no template.
+    Raw,
+}
+
+/// Sampling and stopping settings shared by every engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sampling {
+    /// 0 is greedy.
+    pub temperature: f32,
+    /// Seed for sampling at temperature > 0.
+    pub seed: u32,
+    /// Keep generating past end-of-generation tokens, so every run produces exactly `max_tokens`.
+    pub ignore_eos: bool,
+}
+
+/// A prompt made ready for one engine: templated text and its token count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedPrompt {
+    /// The prompt's name.
+    pub name: String,
+    /// The text the engine evaluates (after the chat template, when one applies).
+    pub text: String,
+    /// Tokens to generate.
+    pub max_tokens: u32,
+    /// Prompt tokens when the engine can count them before running.
+    pub prompt_tokens: Option<u64>,
+}
+
+/// One request handed to an engine.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// What to evaluate.
+    pub prompt: &'a PreparedPrompt,
+    /// How to sample.
+    pub sampling: &'a Sampling,
+}
+
+/// How a generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// `max_tokens` were generated.
+    Length,
+    /// The model produced an end-of-generation token (only with `ignore_eos` off).
+    Eos,
+}
+
+/// What the server says it spent on a request (HTTP engines that report it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerTimings {
+    /// Prompt evaluation time as the server measured it.
+    pub prompt_ms: Option<f64>,
+    /// Generation time as the server measured it.
+    pub predicted_ms: Option<f64>,
+    /// Prompt tokens the server evaluated (after its cache).
+    pub prompt_n: Option<u64>,
+    /// Tokens the server generated.
+    pub predicted_n: Option<u64>,
+    /// Request start to response headers.
+    pub headers_ms: Option<f64>,
+    /// Request start to the first byte of the body.
+    pub first_byte_ms: Option<f64>,
+}
+
+/// What an engine returns for one request besides the token timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Prompt tokens as the engine tokenized them.
+    pub prompt_tokens: u64,
+    /// Generated token ids, where the engine exposes them.
+    pub token_ids: Vec<i64>,
+    /// Generated text.
+    pub text: String,
+    /// Why generation stopped.
+    pub finish: Finish,
+    /// Server-side figures (HTTP only).
+    pub server: Option<ServerTimings>,
+}
+
+/// Who an engine is and how it was set up; recorded with every result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineInfo {
+    /// Results key: `llamacpp`, `vllm`, or the HTTP backend's.
+    pub key: String,
+    /// Human name of the engine (`llama.cpp`, `vLLM`, `llama-server (HTTP)`).
+    pub name: String,
+    /// Engine version string.
+    pub version: String,
+    /// The model as the user named it.
+    pub model: String,
+    /// Every engine setting, as used.
+    pub settings: Map<String, Value>,
+    /// Model load time (constructor), milliseconds.
+    pub load_ms: f64,
+    /// Anything else the engine knows about itself (model metadata, backend devices).
+    pub details: Map<String, Value>,
+}
+
+/// Errors an engine reports. Messages name the fix where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The engine was not compiled into this binary.
+    #[error("the {engine} engine is not compiled into this binary: rebuild with `cargo build --release --features {feature}`")]
+    NotCompiled {
+        /// Engine name.
+        engine: &'static str,
+        /// The cargo feature that brings it.
+        feature: &'static str,
+    },
+    /// The model could not be loaded.
+    #[error("{0}")]
+    Load(String),
+    /// The prompt cannot be run as asked (template, context size).
+    #[error("{0}")]
+    Prompt(String),
+    /// Generation failed.
+    #[error("{0}")]
+    Generate(String),
+    /// The user interrupted the run.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// An inference engine under test.
+pub trait Engine {
+    /// Who the engine is, its version, model and settings.
+    fn info(&self) -> EngineInfo;
+
+    /// Applies the prompt mode (chat template) and checks the prompt fits; not timed.
+    fn prepare(
+        &mut self,
+        prompt: &PromptSpec,
+        mode: &PromptMode,
+    ) -> Result<PreparedPrompt, EngineError>;
+
+    /// Runs one request, calling `rec.tokens(n)` as generated tokens become available. The caller
+    /// has already called `rec.start()`; no state from earlier requests (KV cache) may be reused.
+    fn generate(&mut self, req: &Request<'_>, rec: &mut Recorder) -> Result<Outcome, EngineError>;
+}

@@ -1,0 +1,34 @@
+//! inproc-bench measures LLM inference speed inside the process and over HTTP.
+//!
+//! A token travels: engine → [`measure::Recorder`] (the only clock) → [`measure::RunMetrics`] →
+//! [`measure::Summary`] → [`results`] (versioned JSON, written atomically) → [`report`].
+//! Metric definitions are in the [`measure`] module.
+//!
+//! Cargo features:
+//! - `cuda`: llama.cpp built with CUDA, plus GPU telemetry (`cuda-telemetry`: cudarc and NVML,
+//!   loaded at run time, so the binary starts on machines without a driver).
+//! - `vllm`: vLLM in-process through an embedded Python interpreter (pyo3).
+
+pub mod bench;
+pub mod cli;
+pub mod engine;
+pub mod measure;
+pub mod plan;
+pub mod progress;
+pub mod prompts;
+pub mod report;
+pub mod results;
+pub mod suite;
+pub mod telemetry;
+
+use std::process::ExitCode;
+
+use cli::{Cli, Command};
+
+/// Runs what the command line asks for and returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        None => bench::run_benchmark(&cli.run),
+        Some(Command::Run(args)) => bench::run_benchmark(args),
+    }
+}

@@ -1,0 +1,16 @@
+//! The `inproc-bench` command: parse the flags, call the library, print errors on one line.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = inproc_bench::cli::Cli::parse();
+    match inproc_bench::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Is a difference real? Welch's t-test on two sets of per-run samples, with a confidence interval
+//! on the difference of means and on their ratio.
+//!
+//! - Difference: `d = mean_b − mean_a`, standard error `se = √(s_a²/n_a + s_b²/n_b)`, degrees of
+//!   freedom by Welch–Satterthwaite, interval `d ± t(1 − α/2, df)·se`, two-sided p-value from
+//!   Student's t distribution.
+//! - Ratio `mean_b / mean_a`: the interval is computed on the log scale by the delta method,
+//!   `exp(ln(mean_b/mean_a) ± t·√(s_a²/(n_a·mean_a²) + s_b²/(n_b·mean_b²)))`.
+//!
+//! A difference is "within noise" when the interval on the difference contains zero.
+
+use serde::{Deserialize, Serialize};
+
+/// Mean, sample standard deviation and count of one sample set.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Moments {
+    /// Mean.
+    pub mean: f64,
+    /// Sample standard deviation (n − 1).
+    pub std: f64,
+    /// Number of samples.
+    pub n: usize,
+}
+
+impl Moments {
+    /// Moments of `samples` (non-finite values ignored); `None` when empty.
+    pub fn of(samples: &[f64]) -> Option<Self> {
+        let s = super::Summary::of(samples)?;
+        Some(Self {
+            mean: s.mean,
+            std: s.std,
+            n: samples.iter().filter(|x| x.is_finite()).count(),
+        })
+    }
+}
+
+/// The comparison of sample set B against sample set A.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Welch {
+    /// `mean_b − mean_a`.
+    pub difference: f64,
+    /// Lower bound of the confidence interval on the difference.
+    pub difference_ci_low: f64,
+    /// Upper bound of the confidence interval on the difference.
+    pub difference_ci_high: f64,
+    /// `mean_b / mean_a`.
+    pub ratio: f64,
+    /// Lower bound of the confidence interval on the ratio.
+    pub ratio_ci_low: f64,
+    /// Upper bound of the confidence interval on the ratio.
+    pub ratio_ci_high: f64,
+    /// Welch's t statistic.
+    pub t: f64,
+    /// Welch–Satterthwaite degrees of freedom.
+    pub df: f64,
+    /// Two-sided p-value.
+    pub p_value: f64,
+    /// Confidence level of the intervals (e.g. 0.95).
+    pub confidence: f64,
+    /// Whether the interval on the difference contains zero.
+    pub within_noise: bool,
+}
+
+/// Welch's test of B against A at `confidence` (e.g. 0.95). `None` when either side has fewer
+/// than two samples or a zero mean.
+pub fn welch(a: Moments, b: Moments, confidence: f64) -> Option<Welch> {
+    if a.n < 2 || b.n < 2 || a.mean == 0.0 || b.mean == 0.0 {
+        return None;
+    }
+    let (va, vb) = (a.std.powi(2) / a.n as f64, b.std.powi(2) / b.n as f64);
+    let se = (va + vb).sqrt();
+    let difference = b.mean - a.mean;
+    let ratio = b.mean / a.mean;
+    let alpha = 1.0 - confidence;
+    if se == 0.0 {
+        let same = difference == 0.0;
+        return Some(Welch {
+            difference,
+            difference_ci_low: difference,
+            difference_ci_high: difference,
+            ratio,
+            ratio_ci_low: ratio,
+            ratio_ci_high: ratio,
+            t: if same { 0.0 } else { f64::INFINITY.copysign(difference) },
+            df: (a.n + b.n - 2) as f64,
+            p_value: if same { 1.0 } else { 0.0 },
+            confidence,
+            within_noise: same,
+        });
+    }
+    let df = (va + vb).powi(2)
+        / (va.powi(2) / (a.n - 1) as f64 + vb.powi(2) / (b.n - 1) as f64);
+    let t = difference / se;
+    let q = t_quantile(1.0 - alpha / 2.0, df);
+    let log_se = (va / a.mean.powi(2) + vb / b.mean.powi(2)).sqrt();
+    let (lo, hi) = (difference - q * se, difference + q * se);
+    Some(Welch {
+        difference,
+        difference_ci_low: lo,
+        difference_ci_high: hi,
+        ratio,
+        ratio_ci_low: ratio * (-q * log_se).exp(),
+        ratio_ci_high: ratio * (q * log_se).exp(),
+        t,
+        df,
+        p_value: two_sided_p(t, df),
+        confidence,
+        within_noise: lo <= 0.0 && 0.0 <= hi,
+    })
+}
+
+/// P(|T| ≥ |t|) for Student's t with `df` degrees of freedom.
+pub fn two_sided_p(t: f64, df: f64) -> f64 {
+    if !t.is_finite() {
+        return 0.0;
+    }
+    incomplete_beta(df / 2.0, 0.5, df / (df + t * t)).clamp(0.0, 1.0)
+}
+
+/// The `p` quantile (0.5 < p < 1) of Student's t with `df` degrees of freedom, by bisection.
+pub fn t_quantile(p: f64, df: f64) -> f64 {
+    let target = 2.0 * (1.0 - p); // two-sided tail mass beyond the quantile
+    let (mut lo, mut hi) = (0.0f64, 1.0e4f64);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if two_sided_p(mid, df) > target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+fn ln_gamma(x: f64) -> f64 {
+    // Lanczos approximation (g = 7, n = 9).
+    const C: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        let pi = std::f64::consts::PI;
+        return (pi / (pi * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut a = C[0];
+    let t = x + 7.5;
+    for (i, &c) in C.iter().enumerate().skip(1) {
+        a += c / (x + i as f64);
+    }
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
+}
+
+/// The regularized incomplete beta function I_x(a, b).
+fn incomplete_beta(a: f64, b: f64, x: f64) -> f64 {
+    if x <= 0.0 {
+        return 0.0;
+    }
+    if x >= 1.0 {
+        return 1.0;
+    }
+    let ln_front = ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln();
+    if x < (a + 1.0) / (a + b + 2.0) {
+        ln_front.exp() * beta_fraction(a, b, x) / a
+    } else {
+        1.0 - ln_front.exp() * beta_fraction(b, a, 1.0 - x) / b
+    }
+}
+
+/// Continued fraction for the incomplete beta function (modified Lentz).
+fn beta_fraction(a: f64, b: f64, x: f64) -> f64 {
+    const TINY: f64 = 1e-300;
+    let mut c = 1.0;
+    let mut d = 1.0 - (a + b) * x / (a + 1.0);
+    if d.abs() < TINY {
+        d = TINY;
+    }
+    d = 1.0 / d;
+    let mut h = d;
+    for m in 1..300 {
+        let m = f64::from(m);
+        let m2 = 2.0 * m;
+        let aa = m * (b - m) * x / ((a + m2 - 1.0) * (a + m2));
+        d = 1.0 + aa * d;
+        d = if d.abs() < TINY { TINY } else { d };
+        c = 1.0 + aa / c;
+        c = if c.abs() < TINY { TINY } else { c };
+        d = 1.0 / d;
+        h *= d * c;
+        let aa = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0));
+        d = 1.0 + aa * d;
+        d = if d.abs() < TINY { TINY } else { d };
+        c = 1.0 + aa / c;
+        c = if c.abs() < TINY { TINY } else { c };
+        d = 1.0 / d;
+        let del = d * c;
+        h *= del;
+        if (del - 1.0).abs() < 1e-15 {
+            break;
+        }
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64, tol: f64) -> bool {
+        (a - b).abs() < tol
+    }
+
+    #[test]
+    fn t_distribution_matches_tables() {
+        // scipy.stats.t.ppf(0.975, df): 12.706204736 (1), 2.228138852 (10), 2.042272456 (30)
+        assert!(close(t_quantile(0.975, 1.0), 12.706204736, 1e-6));
+        assert!(close(t_quantile(0.975, 10.0), 2.228138852, 1e-8));
+        assert!(close(t_quantile(0.975, 30.0), 2.042272456, 1e-8));
+        // scipy: 2 * t.sf(2.0, 5) = 0.101939716
+        assert!(close(two_sided_p(2.0, 5.0), 0.101939716, 1e-8));
+    }
+
+    #[test]
+    fn welch_on_a_hand_computed_case() {
+        // A = [10, 11, 12, 13, 14]: mean 12, s² 2.5; B = [12, 14, 16, 18, 20]: mean 16, s² 10.
+        // se = √(0.5 + 2) = 1.5811388; t = 4 / se = 2.5298221;
+        // df = 2.5² / (0.5²/4 + 2²/4) = 6.25 / 1.0625 = 5.8823529.
+        // scipy.stats.ttest_ind(A, B, equal_var=False).pvalue = 0.045603; t.ppf(0.975, 5.88235) = 2.4566
+        let a = Moments::of(&[10.0, 11.0, 12.0, 13.0, 14.0]).unwrap();
+        let b = Moments::of(&[12.0, 14.0, 16.0, 18.0, 20.0]).unwrap();
+        let w = welch(a, b, 0.95).unwrap();
+        assert!(close(w.t, 2.5298221, 1e-6));
+        assert!(close(w.df, 5.8823529, 1e-6));
+        assert!(close(w.p_value, 0.045603, 2e-5), "{}", w.p_value);
+        assert!(close(w.difference_ci_low, 4.0 - 2.4566 * 1.5811388, 2e-3));
+        assert!(!w.within_noise);
+        assert!(close(w.ratio, 16.0 / 12.0, 1e-12));
+        assert!(w.ratio_ci_low < w.ratio && w.ratio < w.ratio_ci_high);
+    }
+
+    #[test]
+    fn overlapping_samples_are_within_noise_and_tiny_samples_untested() {
+        let a = Moments::of(&[10.0, 12.0, 11.0, 9.0]).unwrap();
+        let b = Moments::of(&[10.5, 11.5, 9.5, 10.0]).unwrap();
+        assert!(welch(a, b, 0.95).unwrap().within_noise);
+        let one = Moments::of(&[10.0]).unwrap();
+        assert_eq!(welch(one, b, 0.95), None);
+        let c = Moments::of(&[5.0, 5.0]).unwrap();
+        let w = welch(c, c, 0.95).unwrap();
+        assert!(w.within_noise && w.p_value == 1.0);
+    }
+}

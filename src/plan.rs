@@ -1,0 +1,334 @@
+//! From flags to a checked plan: prompt set, run counts, sampling, and the engine settings with
+//! every sweep combination expanded (llama-bench style comma lists and ranges).
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde_json::{json, Map, Value};
+
+use crate::cli::{EngineKind, RunArgs};
+use crate::engine::llamacpp::{FlashAttn, LlamaCppSettings};
+use crate::engine::mock::MockSettings;
+use crate::engine::{PromptMode, Sampling};
+use crate::prompts::{self, PromptError, PromptSpec};
+use crate::suite::SuiteOptions;
+
+/// Bad flags, caught before anything is loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A flag's value is out of range or malformed.
+    #[error("{flag}: {msg}")]
+    Flag {
+        /// The flag, as typed.
+        flag: &'static str,
+        /// What is wrong and what to pass instead.
+        msg: String,
+    },
+    /// The prompt set or selection is wrong.
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+}
+
+fn flag_err(flag: &'static str, msg: impl Into<String>) -> PlanError {
+    PlanError::Flag {
+        flag,
+        msg: msg.into(),
+    }
+}
+
+/// Parses a comma list of values; integer items may be ranges `first-last` or `first-last+step`
+/// (as llama-bench), e.g. `0-30+10` is 0,10,20,30.
+pub fn parse_list<T>(flag: &'static str, s: &str) -> Result<Vec<T>, PlanError>
+where
+    T: FromStr + TryFrom<i64>,
+    T::Err: std::fmt::Display,
+{
+    let mut out = Vec::new();
+    for item in s.split(',').map(str::trim) {
+        if item.is_empty() {
+            return Err(flag_err(flag, format!("empty item in list '{s}'")));
+        }
+        match item.parse::<T>() {
+            Ok(v) => out.push(v),
+            Err(e) => match parse_range(item) {
+                Some(range) => {
+                    for v in range {
+                        out.push(T::try_from(v).map_err(|_| {
+                            flag_err(flag, format!("{v} is out of range in '{item}'"))
+                        })?);
+                    }
+                }
+                None => return Err(flag_err(flag, format!("invalid value '{item}': {e}"))),
+            },
+        }
+    }
+    Ok(out)
+}
+
+fn parse_range(item: &str) -> Option<Vec<i64>> {
+    let (range, step) = match item.split_once('+') {
+        Some((r, s)) => (r, s.parse::<i64>().ok()?),
+        None => (item, 1),
+    };
+    // The first number may be negative: split at a '-' that is not the first character.
+    let cut = range[1..].find('-')? + 1;
+    let first: i64 = range[..cut].parse().ok()?;
+    let last: i64 = range[cut + 1..].parse().ok()?;
+    if step <= 0 || last < first {
+        return None;
+    }
+    Some((first..=last).step_by(step as usize).collect())
+}
+
+/// A flash-attention list: on/off/auto or 1/0 items.
+fn parse_fa_list(s: &str) -> Result<Vec<FlashAttn>, PlanError> {
+    s.split(',')
+        .map(|i| i.trim().parse::<FlashAttn>().map_err(|e| flag_err("--flash-attn", e)))
+        .collect()
+}
+
+/// Physical cores, falling back to logical CPUs.
+pub fn default_threads() -> u32 {
+    let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
+    sysinfo::System::physical_core_count()
+        .unwrap_or(logical)
+        .clamp(1, logical) as u32
+}
+
+/// One combination of engine settings.
+#[derive(Debug, Clone)]
+pub struct Combination<S> {
+    /// The settings.
+    pub settings: S,
+    /// The settings that vary across the sweep, with this combination's values.
+    pub sweep: Map<String, Value>,
+}
+
+/// What to measure and how.
+#[derive(Debug, Clone)]
+pub enum EnginePlan {
+    /// llama.cpp in-process, one entry per sweep combination.
+    LlamaCpp(Vec<Combination<LlamaCppSettings>>),
+    /// The scripted engine.
+    Mock(MockSettings),
+    /// Engines this build plans elsewhere (HTTP, vLLM).
+    Other(EngineKind),
+}
+
+/// A checked plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Prompts to run, in order.
+    pub prompts: Vec<PromptSpec>,
+    /// Runs, prompt mode and sampling.
+    pub suite: SuiteOptions,
+    /// The engine and its combinations.
+    pub engine: EnginePlan,
+}
+
+/// Label of a sweep combination, e.g. `threads=2,n_gpu_layers=0`; empty without a sweep.
+pub fn sweep_label(sweep: &Map<String, Value>) -> String {
+    sweep
+        .iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn llamacpp_combinations(a: &RunArgs) -> Result<Vec<Combination<LlamaCppSettings>>, PlanError> {
+    let models: Vec<PathBuf> = a
+        .model
+        .as_deref()
+        .ok_or_else(|| {
+            flag_err(
+                "--model",
+                "required for --engine llamacpp: pass a .gguf file (scripts/fetch-model.sh fetches models/gguf/SmolLM2-135M-Instruct.Q4_1.gguf)",
+            )
+        })?
+        .split(',')
+        .map(|m| PathBuf::from(m.trim()))
+        .collect();
+    let ngl: Vec<i32> = parse_list("--n-gpu-layers", &a.n_gpu_layers)?;
+    if let Some(bad) = ngl.iter().find(|&&n| n < -1) {
+        return Err(flag_err("--n-gpu-layers", format!("{bad} is not a layer count: use -1 (all), 0 (none) or a positive number")));
+    }
+    let ctx: Vec<u32> = parse_list("--ctx-size", &a.ctx_size)?;
+    let threads: Vec<u32> = match &a.threads {
+        Some(t) => parse_list("--threads", t)?,
+        None => vec![default_threads()],
+    };
+    let batch: Vec<u32> = parse_list("--batch-size", &a.batch_size)?;
+    let ubatch: Vec<u32> = parse_list("--ubatch-size", &a.ubatch_size)?;
+    let fa = parse_fa_list(&a.flash_attn)?;
+    for (flag, zero) in [
+        ("--ctx-size", ctx.contains(&0)),
+        ("--threads", threads.contains(&0)),
+        ("--batch-size", batch.contains(&0)),
+        ("--ubatch-size", ubatch.contains(&0)),
+    ] {
+        if zero {
+            return Err(flag_err(flag, "must be at least 1"));
+        }
+    }
+    let mut out = Vec::new();
+    for model in &models {
+        for &n_gpu_layers in &ngl {
+            for &ctx_size in &ctx {
+                for &threads_n in &threads {
+                    for &batch_size in &batch {
+                        for &ubatch_size in &ubatch {
+                            for &flash_attn in &fa {
+                                let mut sweep = Map::new();
+                                let mut vary = |name: &str, n: usize, v: Value| {
+                                    if n > 1 {
+                                        sweep.insert(name.to_string(), v);
+                                    }
+                                };
+                                vary("model", models.len(), json!(model.display().to_string()));
+                                vary("n_gpu_layers", ngl.len(), json!(n_gpu_layers));
+                                vary("ctx_size", ctx.len(), json!(ctx_size));
+                                vary("threads", threads.len(), json!(threads_n));
+                                vary("batch_size", batch.len(), json!(batch_size));
+                                vary("ubatch_size", ubatch.len(), json!(ubatch_size));
+                                vary("flash_attn", fa.len(), json!(flash_attn.to_string()));
+                                out.push(Combination {
+                                    settings: LlamaCppSettings {
+                                        model: model.clone(),
+                                        n_gpu_layers,
+                                        ctx_size,
+                                        threads: threads_n,
+                                        batch_size,
+                                        ubatch_size: ubatch_size.min(batch_size),
+                                        flash_attn,
+                                        verbose: a.verbose,
+                                    },
+                                    sweep,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Plan {
+    /// Checks the flags and builds the plan.
+    pub fn from_args(a: &RunArgs) -> Result<Self, PlanError> {
+        if a.runs == 0 {
+            return Err(flag_err("--runs", "must be at least 1 (the statistics need measured runs)"));
+        }
+        if a.max_tokens == Some(0) {
+            return Err(flag_err("--max-tokens", "must be at least 1"));
+        }
+        if !(a.temperature >= 0.0 && a.temperature.is_finite()) {
+            return Err(flag_err("--temperature", "must be 0 (greedy) or positive"));
+        }
+        let set = match &a.prompt_file {
+            Some(path) => prompts::load_file(path)?,
+            None => prompts::builtin(),
+        };
+        let mut prompts = prompts::select(set, &a.prompt)?;
+        if let Some(n) = a.max_tokens {
+            for p in &mut prompts {
+                p.max_tokens = n;
+            }
+        }
+        let mode = if a.raw_prompt {
+            PromptMode::Raw
+        } else {
+            PromptMode::Chat {
+                template: a.chat_template.clone(),
+            }
+        };
+        let engine = match a.engine {
+            EngineKind::Llamacpp => EnginePlan::LlamaCpp(llamacpp_combinations(a)?),
+            EngineKind::Mock => EnginePlan::Mock(MockSettings {
+                ttft_ms: a.mock_ttft_ms,
+                itl_ms: a.mock_itl_ms,
+                chunk: a.mock_chunk,
+                fail_every: a.mock_fail_every,
+            }),
+            other => EnginePlan::Other(other),
+        };
+        Ok(Self {
+            prompts,
+            suite: SuiteOptions {
+                warmup: a.warmup,
+                runs: a.runs,
+                mode,
+                sampling: Sampling {
+                    temperature: a.temperature,
+                    seed: a.seed,
+                    ignore_eos: a.ignore_eos,
+                },
+            },
+            engine,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    fn plan(args: &[&str]) -> Result<Plan, PlanError> {
+        let cli = Cli::try_parse_from(std::iter::once("inproc-bench").chain(args.iter().copied())).unwrap();
+        Plan::from_args(cli.run_args().unwrap())
+    }
+
+    #[test]
+    fn lists_and_ranges() {
+        assert_eq!(parse_list::<i32>("f", "0,10,-1").unwrap(), vec![0, 10, -1]);
+        assert_eq!(parse_list::<i32>("f", "0-30+10").unwrap(), vec![0, 10, 20, 30]);
+        assert_eq!(parse_list::<u32>("f", "1-3").unwrap(), vec![1, 2, 3]);
+        assert_eq!(parse_list::<i32>("f", "-1").unwrap(), vec![-1]);
+        let e = parse_list::<u32>("--threads", "1,,2").unwrap_err().to_string();
+        assert!(e.starts_with("--threads: empty item"));
+        let e = parse_list::<u32>("--threads", "two").unwrap_err().to_string();
+        assert!(e.contains("invalid value 'two'"));
+        assert!(parse_list::<u32>("f", "5-1").is_err());
+        assert!(parse_list::<u32>("f", "-1").is_err());
+    }
+
+    #[test]
+    fn a_sweep_expands_every_combination_and_labels_what_varies() {
+        let p = plan(&["--model", "a.gguf,b.gguf", "--threads", "1,2", "--ngl", "0"]).unwrap();
+        let EnginePlan::LlamaCpp(combos) = p.engine else { panic!() };
+        assert_eq!(combos.len(), 4);
+        assert_eq!(sweep_label(&combos[0].sweep), "model=a.gguf,threads=1");
+        assert_eq!(sweep_label(&combos[3].sweep), "model=b.gguf,threads=2");
+        assert!(combos.iter().all(|c| c.settings.n_gpu_layers == 0));
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let p = plan(&["--model", "m.gguf", "--prompt", "short", "--max-tokens", "7"]).unwrap();
+        assert_eq!(p.prompts.len(), 1);
+        assert_eq!(p.prompts[0].max_tokens, 7);
+        let EnginePlan::LlamaCpp(c) = p.engine else { panic!() };
+        assert_eq!(c.len(), 1);
+        assert!(c[0].sweep.is_empty());
+        assert_eq!(c[0].settings.n_gpu_layers, -1);
+        assert_eq!(c[0].settings.ctx_size, 4096);
+        assert!(c[0].settings.threads >= 1);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        let msg = |args: &[&str]| plan(args).unwrap_err().to_string();
+        assert!(msg(&["--model", "m", "--runs", "0"]).starts_with("--runs: must be at least 1"));
+        assert!(msg(&["--engine", "llamacpp"]).starts_with("--model: required"));
+        assert!(msg(&["--model", "m", "--prompt", "huge"]).contains("unknown prompt 'huge'"));
+        assert!(msg(&["--model", "m", "--fa", "maybe"]).starts_with("--flash-attn"));
+        assert!(msg(&["--model", "m", "--ngl", "-5"]).starts_with("--n-gpu-layers"));
+        assert!(msg(&["--model", "m", "--threads", "0"]).starts_with("--threads"));
+    }
+}

@@ -1,0 +1,111 @@
+//! Turns measured runs (internal types) into the results schema.
+
+use indexmap::IndexMap;
+
+use super::schema::{EngineResult, PromptResult, RunRecord, ServerRecord};
+use crate::engine::{Finish, Outcome, ServerTimings};
+use crate::measure::{RunMetrics, Summary};
+use crate::suite::{EngineRuns, PromptRuns};
+
+fn server_record(s: &ServerTimings) -> ServerRecord {
+    ServerRecord {
+        prompt_ms: s.prompt_ms,
+        predicted_ms: s.predicted_ms,
+        prompt_n: s.prompt_n,
+        predicted_n: s.predicted_n,
+        headers_ms: s.headers_ms,
+        first_byte_ms: s.first_byte_ms,
+    }
+}
+
+/// The record of one measured run.
+pub fn run_record(run: u32, result: &Result<(RunMetrics, Outcome), String>) -> RunRecord {
+    match result {
+        Err(e) => RunRecord {
+            run,
+            error: Some(e.clone()),
+            ..RunRecord::default()
+        },
+        Ok((m, o)) => RunRecord {
+            run,
+            error: None,
+            ttft_ms: Some(m.ttft_ms),
+            tps: m.tps,
+            seed_tps: m.seed_tps,
+            prefill_tps: m.prefill_tps,
+            itl_mean_ms: m.itl_mean_ms,
+            e2e_latency_ms: Some(m.e2e_latency_ms),
+            total_ms: Some(m.total_ms),
+            tokens_generated: m.tokens_generated,
+            prompt_tokens: m.prompt_tokens,
+            finish_reason: Some(
+                match o.finish {
+                    Finish::Length => "length",
+                    Finish::Eos => "eos",
+                }
+                .into(),
+            ),
+            multi_token_deliveries: m.multi_token_deliveries,
+            itl_ms: m.itl_ms.clone(),
+            server: o.server.as_ref().map(server_record),
+        },
+    }
+}
+
+fn summary_of(ok: &[&RunMetrics], f: impl Fn(&RunMetrics) -> Option<f64>) -> Option<Summary> {
+    Summary::of(&ok.iter().filter_map(|m| f(m)).collect::<Vec<_>>())
+}
+
+/// The result of one prompt.
+pub fn prompt_result(p: &PromptRuns) -> PromptResult {
+    let ok: Vec<&RunMetrics> = p.runs.iter().filter_map(|r| r.as_ref().ok()).map(|(m, _)| m).collect();
+    let pooled_itl: Vec<f64> = ok.iter().flat_map(|m| m.itl_ms.iter().copied()).collect();
+    PromptResult {
+        ttft_ms: summary_of(&ok, |m| Some(m.ttft_ms)),
+        tps: summary_of(&ok, |m| m.tps),
+        itl_mean_ms: summary_of(&ok, |m| m.itl_mean_ms),
+        e2e_latency_ms: summary_of(&ok, |m| Some(m.e2e_latency_ms)),
+        tokens_generated: summary_of(&ok, |m| Some(m.tokens_generated as f64)),
+        successful_runs: ok.len() as u32,
+        total_runs: p.runs.len() as u32,
+        seed_tps: summary_of(&ok, |m| m.seed_tps),
+        prefill_tps: summary_of(&ok, |m| m.prefill_tps),
+        total_ms: summary_of(&ok, |m| Some(m.total_ms)),
+        prompt_tokens: summary_of(&ok, |m| Some(m.prompt_tokens as f64)),
+        itl_ms: Summary::of(&pooled_itl),
+        max_tokens: Some(p.prepared.max_tokens),
+        warmup_runs: Some(p.warmup_done),
+        prompt_text: Some(p.prepared.text.clone()),
+        sample_output: p
+            .runs
+            .iter()
+            .find_map(|r| r.as_ref().ok())
+            .map(|(_, o)| o.text.clone()),
+        runs: p
+            .runs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| run_record(i as u32 + 1, r))
+            .collect(),
+    }
+}
+
+/// The result of one engine (or sweep combination).
+pub fn engine_result(e: &EngineRuns) -> EngineResult {
+    let prompts: IndexMap<String, PromptResult> = e
+        .prompts
+        .iter()
+        .map(|p| (p.prepared.name.clone(), prompt_result(p)))
+        .collect();
+    EngineResult {
+        model: e.info.model.clone(),
+        prompts,
+        engine: Some(e.info.name.clone()),
+        engine_version: Some(e.info.version.clone()),
+        settings: e.info.settings.clone(),
+        sweep: e.sweep.clone(),
+        load_time_ms: Some(e.info.load_ms),
+        details: e.info.details.clone(),
+        gpu: e.gpu.clone(),
+    }
+}

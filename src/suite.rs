@@ -1,0 +1,179 @@
+//! The suite: for each prompt, warmup runs then measured runs, on one engine or interleaved over
+//! several (so that a noisy machine's drift hits every engine alike).
+
+use serde_json::{Map, Value};
+
+use crate::engine::{Engine, EngineError, EngineInfo, Outcome, PreparedPrompt, PromptMode, Request, Sampling};
+use crate::measure::{Recorder, RunMetrics, StopFlag};
+use crate::progress::Progress;
+use crate::results::gpu::GpuTelemetry;
+use crate::prompts::PromptSpec;
+
+/// How to run the prompts.
+#[derive(Debug, Clone)]
+pub struct SuiteOptions {
+    /// Unmeasured runs per prompt and engine.
+    pub warmup: u32,
+    /// Measured runs per prompt and engine.
+    pub runs: u32,
+    /// Chat template or raw text.
+    pub mode: PromptMode,
+    /// Sampling settings.
+    pub sampling: Sampling,
+}
+
+/// One measured run: its metrics and what the engine returned, or why it failed.
+pub type RunResult = Result<(RunMetrics, Outcome), String>;
+
+/// All runs of one prompt on one engine.
+#[derive(Debug, Clone)]
+pub struct PromptRuns {
+    /// The prompt as the engine evaluated it.
+    pub prepared: PreparedPrompt,
+    /// Warmup runs done.
+    pub warmup_done: u32,
+    /// Measured runs, in order.
+    pub runs: Vec<RunResult>,
+}
+
+/// Everything one engine did.
+#[derive(Debug, Clone)]
+pub struct EngineRuns {
+    /// The engine and its settings.
+    pub info: EngineInfo,
+    /// The swept settings of this combination (empty without a sweep).
+    pub sweep: Map<String, Value>,
+    /// Per prompt.
+    pub prompts: Vec<PromptRuns>,
+    /// GPU telemetry, filled in by the caller.
+    pub gpu: Option<GpuTelemetry>,
+}
+
+/// How a suite ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SuiteEnd {
+    /// Every run was attempted.
+    Complete,
+    /// The user pressed Ctrl-C; what finished is kept.
+    Interrupted,
+}
+
+/// Prepares every prompt on every engine (chat template, context check) before any run, so that
+/// bad input fails fast.
+pub fn prepare_all(
+    engines: &mut [&mut dyn Engine],
+    prompts: &[PromptSpec],
+    mode: &PromptMode,
+) -> Result<Vec<Vec<PreparedPrompt>>, EngineError> {
+    engines
+        .iter_mut()
+        .map(|e| prompts.iter().map(|p| e.prepare(p, mode)).collect())
+        .collect()
+}
+
+fn one_run(
+    engine: &mut dyn Engine,
+    prompt: &PreparedPrompt,
+    sampling: &Sampling,
+    rec: &mut Recorder,
+) -> Result<RunResult, EngineError> {
+    let req = Request { prompt, sampling };
+    rec.start();
+    let outcome = engine.generate(&req, rec);
+    let trace = rec.finish();
+    match outcome {
+        Err(EngineError::Interrupted) => Err(EngineError::Interrupted),
+        Err(e) => Ok(Err(e.to_string())),
+        Ok(outcome) => Ok(RunMetrics::from_trace(&trace, outcome.prompt_tokens)
+            .map(|m| (m, outcome))
+            .map_err(|e| e.to_string())),
+    }
+}
+
+/// Runs the suite. Engines take turns run by run; each engine warms up on a prompt before its
+/// measured runs of that prompt. Returns what was measured even when interrupted.
+pub fn run(
+    engines: &mut [&mut dyn Engine],
+    prepared: Vec<Vec<PreparedPrompt>>,
+    opts: &SuiteOptions,
+    stop: &StopFlag,
+    progress: &Progress,
+) -> (Vec<EngineRuns>, SuiteEnd) {
+    let mut out: Vec<EngineRuns> = engines
+        .iter()
+        .map(|e| EngineRuns {
+            info: e.info(),
+            sweep: Map::new(),
+            prompts: Vec::new(),
+            gpu: None,
+        })
+        .collect();
+    let n_prompts = prepared.first().map_or(0, Vec::len);
+    let max_tokens = prepared
+        .iter()
+        .flatten()
+        .map(|p| p.max_tokens as usize)
+        .max()
+        .unwrap_or(0);
+    let mut rec = Recorder::new(max_tokens, stop.clone());
+    progress.set_length(
+        (n_prompts * engines.len()) as u64 * u64::from(opts.warmup + opts.runs),
+    );
+
+    for pi in 0..n_prompts {
+        for (ei, engine) in engines.iter_mut().enumerate() {
+            let prompt = &prepared[ei][pi];
+            let mut runs = PromptRuns {
+                prepared: prompt.clone(),
+                warmup_done: 0,
+                runs: Vec::with_capacity(opts.runs as usize),
+            };
+            for w in 0..opts.warmup {
+                progress.message(&format!(
+                    "{} · {} · warmup {}/{}",
+                    out[ei].info.key,
+                    prompt.name,
+                    w + 1,
+                    opts.warmup
+                ));
+                if stop.is_raised()
+                    || one_run(&mut **engine, prompt, &opts.sampling, &mut rec).is_err()
+                {
+                    out[ei].prompts.push(runs);
+                    return (out, SuiteEnd::Interrupted);
+                }
+                runs.warmup_done += 1;
+                progress.inc();
+            }
+            out[ei].prompts.push(runs);
+        }
+        for r in 0..opts.runs {
+            for (ei, engine) in engines.iter_mut().enumerate() {
+                let prompt = &prepared[ei][pi];
+                progress.message(&format!(
+                    "{} · {} · run {}/{}",
+                    out[ei].info.key,
+                    prompt.name,
+                    r + 1,
+                    opts.runs
+                ));
+                if stop.is_raised() {
+                    return (out, SuiteEnd::Interrupted);
+                }
+                match one_run(&mut **engine, prompt, &opts.sampling, &mut rec) {
+                    Err(_) => return (out, SuiteEnd::Interrupted),
+                    Ok(result) => {
+                        if let Ok((m, _)) = &result {
+                            progress.last_rate(m.tps);
+                        }
+                        if let Some(p) = out[ei].prompts.last_mut() {
+                            p.runs.push(result);
+                        }
+                    }
+                }
+                progress.inc();
+            }
+        }
+    }
+    (out, SuiteEnd::Complete)
+}

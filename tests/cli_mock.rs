@@ -1,0 +1,145 @@
+//! The CLI, recorder and results against the scripted mock engine: fast and deterministic.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn mock_run(dir: &std::path::Path, extra: &[&str]) -> (std::process::Output, Value) {
+    let out_path = dir.join("r.json");
+    let mut args = vec![
+        "--engine", "mock", "--prompt", "short", "--warmup", "1", "--runs", "3",
+        "--max-tokens", "10", "--mock-ttft-ms", "20", "--mock-itl-ms", "2",
+        "--output", out_path.to_str().unwrap(), "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    let json = if out_path.exists() { read_json(&out_path) } else { Value::Null };
+    (out, json)
+}
+
+#[test]
+fn scripted_delays_are_measured_as_defined() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, j) = mock_run(dir.path(), &[]);
+    assert!(out.status.success(), "{}", show(&out));
+    let p = &j["results"]["mock"]["prompts"]["short"];
+    assert_eq!(p["successful_runs"], 3);
+    assert_eq!(p["total_runs"], 3);
+    assert_eq!(p["tokens_generated"]["mean"], 10.0);
+    for run in p["runs"].as_array().unwrap() {
+        let ttft = run["ttft_ms"].as_f64().unwrap();
+        let e2e = run["e2e_latency_ms"].as_f64().unwrap();
+        assert!(ttft >= 20.0, "TTFT includes the scripted 20 ms: {ttft}");
+        assert!(e2e >= ttft + 9.0 * 2.0, "9 gaps of at least 2 ms: {e2e}");
+        let itl = run["itl_ms"].as_array().unwrap();
+        assert_eq!(itl.len(), 9);
+        assert!(itl.iter().all(|g| g.as_f64().unwrap() >= 2.0));
+        assert_eq!(run["multi_token_deliveries"], 0);
+        // TPS is (N - 1) / (t_last - t_first); the seed's formula N / (E2E - TTFT) is 10/9 of it.
+        let tps = run["tps"].as_f64().unwrap();
+        let seed = run["seed_tps"].as_f64().unwrap();
+        assert!((seed / tps - 10.0 / 9.0).abs() < 1e-9);
+        assert!((tps - 9.0 / ((e2e - ttft) / 1e3)).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn multi_token_deliveries_are_counted_as_tokens_and_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, j) = mock_run(dir.path(), &["--mock-chunk", "4"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let run = &j["results"]["mock"]["prompts"]["short"]["runs"][0];
+    assert_eq!(run["tokens_generated"], 10); // 4 + 4 + 2
+    assert_eq!(run["multi_token_deliveries"], 3);
+    assert_eq!(run["itl_ms"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn failed_runs_are_recorded_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    // The warmup is request 1; measured runs are requests 2, 3, 4: 2 and 4 fail.
+    let (out, j) = mock_run(dir.path(), &["--mock-fail-every", "2"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let p = &j["results"]["mock"]["prompts"]["short"];
+    assert_eq!(p["successful_runs"], 1);
+    assert_eq!(p["total_runs"], 3);
+    assert!(p["runs"][0]["error"].as_str().unwrap().contains("scripted failure"));
+}
+
+#[test]
+fn every_run_failing_is_an_error_but_the_file_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, j) = mock_run(dir.path(), &["--mock-fail-every", "1", "--warmup", "0"]);
+    assert_clean_error(&out, "measured runs failed");
+    assert_eq!(j["results"]["mock"]["prompts"]["short"]["successful_runs"], 0);
+}
+
+#[test]
+fn bad_flags_fail_cleanly_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = mock_run(dir.path(), &["--runs", "0"]);
+    assert_clean_error(&out, "--runs");
+    let (out, _) = mock_run(dir.path(), &["--prompt", "enormous"]);
+    assert_clean_error(&out, "unknown prompt 'enormous'");
+    assert!(files_in(dir.path()).is_empty());
+}
+
+#[test]
+fn an_existing_output_file_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("r.json"), "keep").unwrap();
+    let (out, _) = mock_run(dir.path(), &[]);
+    assert_clean_error(&out, "never overwritten");
+    assert_eq!(std::fs::read_to_string(dir.path().join("r.json")).unwrap(), "keep");
+}
+
+#[test]
+fn an_unwritable_output_directory_fails_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "").unwrap();
+    let out = run(&["--engine", "mock", "--prompt", "short", "--runs", "1", "--warmup", "0",
+        "--output", blocker.join("r.json").to_str().unwrap()]);
+    assert_clean_error(&out, "--output");
+}
+
+#[test]
+fn default_file_name_follows_the_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["--engine", "mock", "--prompt", "short", "--runs", "1", "--warmup", "0",
+        "--max-tokens", "3", "--scenario", "my-scenario", "--results-dir", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", show(&out));
+    let files = files_in(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_str().unwrap().to_string();
+    let stamp = name.strip_prefix("benchmark_my-scenario_").and_then(|s| s.strip_suffix(".json")).unwrap();
+    assert_eq!(stamp.len(), 15, "{name}");
+    assert!(stamp.chars().enumerate().all(|(i, c)| if i == 8 { c == '_' } else { c.is_ascii_digit() }));
+    // The report table is printed unless --quiet.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("BENCHMARK RESULTS") && stdout.contains("short"), "{stdout}");
+}
+
+#[test]
+fn ctrl_c_keeps_what_finished_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("r.json");
+    let mut child = bin()
+        .args(["--engine", "mock", "--prompt", "short", "--warmup", "0", "--runs", "1000",
+            "--max-tokens", "5", "--mock-itl-ms", "2", "--quiet", "--output", out_path.to_str().unwrap()])
+        .env("CI", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let j = read_json(&out_path);
+    assert_eq!(j["complete"], false);
+    assert_eq!(j["incomplete_reason"], "interrupted by the user");
+    let done = j["results"]["mock"]["prompts"]["short"]["successful_runs"].as_u64().unwrap();
+    assert!(done > 0 && done < 1000, "{done}");
+}
