@@ -44,12 +44,25 @@ fn main() {
             }
         }));
     }
-    println!("recorder (tokens + stop check + finish): {:8.1} ns/token", best[0]);
-    println!("bare Instant::now():                     {:8.1} ns/token", best[1]);
-    println!("empty loop:                              {:8.1} ns/token", best[2]);
+    println!(
+        "recorder (tokens + stop check + finish): {:8.1} ns/token",
+        best[0]
+    );
+    println!(
+        "bare Instant::now():                     {:8.1} ns/token",
+        best[1]
+    );
+    println!(
+        "empty loop:                              {:8.1} ns/token",
+        best[2]
+    );
     println!("recorder / bare clock: {:.2}x", best[0] / best[1]);
     println!(
         "verdict: {}",
-        if best[0] < 1000.0 { "well under 1 µs per token" } else { "OVER 1 µs per token" }
+        if best[0] < 1000.0 {
+            "well under 1 µs per token"
+        } else {
+            "OVER 1 µs per token"
+        }
     );
 }

@@ -9,7 +9,7 @@ use chrono::Local;
 use crate::cli::RunArgs;
 use crate::engine::llamacpp::{LlamaCppEngine, LlamaCppSettings};
 use crate::engine::mock::MockEngine;
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineError};
 use crate::measure::StopFlag;
 use crate::plan::{sweep_label, Combination, EnginePlan, Plan};
 use crate::progress::Progress;
@@ -81,7 +81,10 @@ fn run_llamacpp(
     for combo in combos {
         let mut watch = GpuWatch::new(0);
         let label = sweep_label(&combo.sweep);
-        progress.status(&format!("loading {} {label}", combo.settings.model.display()));
+        progress.status(&format!(
+            "loading {} {label}",
+            combo.settings.model.display()
+        ));
         let loaded = match engine.take() {
             Some(e) if e.reuses_model(&combo.settings) => e.reconfigure(combo.settings.clone()),
             previous => {
@@ -165,15 +168,22 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         EnginePlan::Mock(settings) => {
             let mut watch = GpuWatch::new(0);
             let mut engine = MockEngine::new(settings.clone());
-            measure_one(&mut engine, &mut watch, &plan, &stop, &progress).map(|(runs, end)| Measured {
-                runs: vec![runs],
-                end,
-                fatal: None,
+            measure_one(&mut engine, &mut watch, &plan, &stop, &progress).map(|(runs, end)| {
+                Measured {
+                    runs: vec![runs],
+                    end,
+                    fatal: None,
+                }
             })
         }
-        EnginePlan::Other(kind) => Err(anyhow::anyhow!(
-            "--engine {kind:?} is not available in this build"
-        )),
+        EnginePlan::Other(kind) => Err(EngineError::NotCompiled {
+            engine: match kind {
+                crate::cli::EngineKind::Vllm => "vllm",
+                _ => "http",
+            },
+            feature: "vllm",
+        }
+        .into()),
     };
     progress.finish();
     let measured = measured?;
@@ -208,7 +218,10 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
     eprintln!("results: {}", output.display());
 
     if let Some(e) = measured.fatal {
-        return Err(e.context(format!("the run stopped early; what finished is in {}", output.display())));
+        return Err(e.context(format!(
+            "the run stopped early; what finished is in {}",
+            output.display()
+        )));
     }
     if measured.end == SuiteEnd::Interrupted {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
@@ -217,7 +230,9 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .results
         .values()
         .flat_map(|e| e.prompts.values())
-        .fold((0, 0), |(o, t), p| (o + p.successful_runs, t + p.total_runs));
+        .fold((0, 0), |(o, t), p| {
+            (o + p.successful_runs, t + p.total_runs)
+        });
     if ok == 0 {
         let first = file
             .results
@@ -226,8 +241,10 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
             .flat_map(|p| p.runs.iter())
             .find_map(|r| r.error.clone())
             .unwrap_or_default();
-        bail!("all {total} measured runs failed (first: {first}); see {}", output.display());
+        bail!(
+            "all {total} measured runs failed (first: {first}); see {}",
+            output.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
-

@@ -9,7 +9,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// With no subcommand, runs a benchmark (same flags as `inproc-bench run`).
 #[derive(Debug, Parser)]
-#[command(name = "inproc-bench", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "inproc-bench",
+    version,
+    args_conflicts_with_subcommands = true,
+    args_override_self = true
+)]
 pub struct Cli {
     /// What to do; a benchmark run when omitted.
     #[command(subcommand)]
@@ -23,6 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a benchmark (the default).
+    #[command(args_override_self = true)]
     Run(RunArgs),
 }
 
@@ -89,13 +95,23 @@ pub struct RunArgs {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL", help_heading = "Plan")]
     pub ignore_eos: bool,
     /// Sampling temperature; 0 is greedy, which makes runs (and engines) produce the same text.
-    #[arg(long, visible_alias = "temp", default_value_t = 0.0, help_heading = "Plan")]
+    #[arg(
+        long,
+        visible_alias = "temp",
+        default_value_t = 0.0,
+        help_heading = "Plan"
+    )]
     pub temperature: f32,
     /// Sampling seed, used when temperature > 0.
     #[arg(long, default_value_t = 42, help_heading = "Plan")]
     pub seed: u32,
     /// Use this chat template (a name llama.cpp knows, e.g. chatml, llama3) instead of the model's.
-    #[arg(long, value_name = "NAME", help_heading = "Plan", conflicts_with = "raw_prompt")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        help_heading = "Plan",
+        conflicts_with = "raw_prompt"
+    )]
     pub chat_template: Option<String>,
     /// Send the prompt text as is, without a chat template.
     #[arg(long, help_heading = "Plan")]
@@ -104,22 +120,54 @@ pub struct RunArgs {
     // ---- llama.cpp ----
     /// Layers to offload to the GPU (-1 = all). Accepted and recorded on CPU-only builds. A comma
     /// list or range (0-30+10) sweeps.
-    #[arg(long, visible_alias = "ngl", default_value = "-1", value_name = "N[,N…]", help_heading = "llama.cpp")]
+    #[arg(
+        long,
+        visible_alias = "ngl",
+        default_value = "-1",
+        value_name = "N[,N…]",
+        allow_hyphen_values = true,
+        help_heading = "llama.cpp"
+    )]
     pub n_gpu_layers: String,
     /// Context size in tokens; must hold the prompt plus max tokens.
-    #[arg(short = 'c', long, default_value = "4096", value_name = "N[,N…]", help_heading = "llama.cpp")]
+    #[arg(
+        short = 'c',
+        long,
+        default_value = "4096",
+        value_name = "N[,N…]",
+        help_heading = "llama.cpp"
+    )]
     pub ctx_size: String,
     /// CPU threads (default: physical cores; more than that usually slows decoding).
     #[arg(short = 't', long, value_name = "N[,N…]", help_heading = "llama.cpp")]
     pub threads: Option<String>,
     /// Logical batch size for prompt evaluation.
-    #[arg(short = 'b', long, default_value = "2048", value_name = "N[,N…]", help_heading = "llama.cpp")]
+    #[arg(
+        short = 'b',
+        long,
+        default_value = "2048",
+        value_name = "N[,N…]",
+        help_heading = "llama.cpp"
+    )]
     pub batch_size: String,
     /// Physical batch size: how many prompt tokens go to the backend at once.
-    #[arg(long, visible_alias = "ub", default_value = "512", value_name = "N[,N…]", help_heading = "llama.cpp")]
+    #[arg(
+        long,
+        visible_alias = "ub",
+        default_value = "512",
+        value_name = "N[,N…]",
+        help_heading = "llama.cpp"
+    )]
     pub ubatch_size: String,
     /// Flash attention: on, off or auto (1/0 as llama-bench).
-    #[arg(long, visible_alias = "fa", default_value = "auto", value_name = "on|off|auto[,…]", help_heading = "llama.cpp")]
+    #[arg(
+        long,
+        visible_alias = "fa",
+        default_value = "auto",
+        value_name = "on|off|auto[,…]",
+        allow_hyphen_values = true,
+        help_heading = "llama.cpp"
+    )]
     pub flash_attn: String,
 
     // ---- HTTP ----
@@ -143,12 +191,22 @@ pub struct RunArgs {
     #[arg(long, help_heading = "HTTP")]
     pub compare_http: bool,
     /// llama-server binary for --compare-http (default: the one vendor/build-llama-tools.sh built).
-    #[arg(long, env = "INPROC_LLAMA_SERVER", value_name = "PATH", help_heading = "HTTP")]
+    #[arg(
+        long,
+        env = "INPROC_LLAMA_SERVER",
+        value_name = "PATH",
+        help_heading = "HTTP"
+    )]
     pub llama_server: Option<PathBuf>,
 
     // ---- vLLM ----
     /// Python environment holding vLLM (default: the active virtual environment, then .venv-vllm).
-    #[arg(long, env = "INPROC_PYTHON_ENV", value_name = "DIR", help_heading = "vLLM")]
+    #[arg(
+        long,
+        env = "INPROC_PYTHON_ENV",
+        value_name = "DIR",
+        help_heading = "vLLM"
+    )]
     pub python_env: Option<PathBuf>,
     /// Fraction of GPU memory vLLM may take.
     #[arg(long, default_value_t = 0.9, help_heading = "vLLM")]
@@ -247,27 +305,65 @@ mod tests {
 
     #[test]
     fn top_level_flags_work_without_a_subcommand() {
-        let cli = parse(&["--engine", "llamacpp", "--model", "m.gguf", "--n-gpu-layers", "30"]).unwrap();
+        let cli = parse(&[
+            "--engine",
+            "llamacpp",
+            "--model",
+            "m.gguf",
+            "--n-gpu-layers",
+            "30",
+        ])
+        .unwrap();
         let run = cli.run_args().unwrap();
         assert_eq!(run.engine, EngineKind::Llamacpp);
         assert_eq!(run.n_gpu_layers, "30");
-        assert_eq!((run.warmup, run.runs, run.scenario.as_str()), (5, 20, "custom"));
+        assert_eq!(
+            (run.warmup, run.runs, run.scenario.as_str()),
+            (5, 20, "custom")
+        );
         assert!(run.ignore_eos);
         assert_eq!(run.temperature, 0.0);
     }
 
     #[test]
     fn run_subcommand_takes_the_same_flags() {
-        let cli = parse(&["run", "--model", "m.gguf", "--prompt", "short", "--warmup", "2", "--runs", "10"]).unwrap();
+        let cli = parse(&[
+            "run", "--model", "m.gguf", "--prompt", "short", "--warmup", "2", "--runs", "10",
+        ])
+        .unwrap();
         let run = cli.run_args().unwrap();
-        assert_eq!((run.prompt.as_str(), run.warmup, run.runs), ("short", 2, 10));
+        assert_eq!(
+            (run.prompt.as_str(), run.warmup, run.runs),
+            ("short", 2, 10)
+        );
     }
 
     #[test]
     fn llama_style_aliases_and_bool_flags() {
-        let cli = parse(&["--ngl", "0", "--fa", "on", "--ub", "128", "--ignore-eos", "false", "--temp", "0.7"]).unwrap();
+        let cli = parse(&["--n-gpu-layers", "-1", "--model", "m.gguf"]).unwrap();
+        assert_eq!(cli.run_args().unwrap().n_gpu_layers, "-1");
+        let cli = parse(&[
+            "--ngl",
+            "0",
+            "--fa",
+            "on",
+            "--ub",
+            "128",
+            "--ignore-eos",
+            "false",
+            "--temp",
+            "0.7",
+        ])
+        .unwrap();
         let run = cli.run_args().unwrap();
-        assert_eq!((run.n_gpu_layers.as_str(), run.flash_attn.as_str(), run.ubatch_size.as_str()), ("0", "on", "128"));
+        assert_eq!(
+            (
+                run.n_gpu_layers.as_str(),
+                run.flash_attn.as_str(),
+                run.ubatch_size.as_str()
+            ),
+            ("0", "on", "128")
+        );
         assert!(!run.ignore_eos);
         assert!((run.temperature - 0.7).abs() < 1e-6);
     }

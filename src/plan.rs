@@ -83,7 +83,11 @@ fn parse_range(item: &str) -> Option<Vec<i64>> {
 /// A flash-attention list: on/off/auto or 1/0 items.
 fn parse_fa_list(s: &str) -> Result<Vec<FlashAttn>, PlanError> {
     s.split(',')
-        .map(|i| i.trim().parse::<FlashAttn>().map_err(|e| flag_err("--flash-attn", e)))
+        .map(|i| {
+            i.trim()
+                .parse::<FlashAttn>()
+                .map_err(|e| flag_err("--flash-attn", e))
+        })
         .collect()
 }
 
@@ -153,7 +157,10 @@ fn llamacpp_combinations(a: &RunArgs) -> Result<Vec<Combination<LlamaCppSettings
         .collect();
     let ngl: Vec<i32> = parse_list("--n-gpu-layers", &a.n_gpu_layers)?;
     if let Some(bad) = ngl.iter().find(|&&n| n < -1) {
-        return Err(flag_err("--n-gpu-layers", format!("{bad} is not a layer count: use -1 (all), 0 (none) or a positive number")));
+        return Err(flag_err(
+            "--n-gpu-layers",
+            format!("{bad} is not a layer count: use -1 (all), 0 (none) or a positive number"),
+        ));
     }
     let ctx: Vec<u32> = parse_list("--ctx-size", &a.ctx_size)?;
     let threads: Vec<u32> = match &a.threads {
@@ -221,7 +228,10 @@ impl Plan {
     /// Checks the flags and builds the plan.
     pub fn from_args(a: &RunArgs) -> Result<Self, PlanError> {
         if a.runs == 0 {
-            return Err(flag_err("--runs", "must be at least 1 (the statistics need measured runs)"));
+            return Err(flag_err(
+                "--runs",
+                "must be at least 1 (the statistics need measured runs)",
+            ));
         }
         if a.max_tokens == Some(0) {
             return Err(flag_err("--max-tokens", "must be at least 1"));
@@ -280,19 +290,27 @@ mod tests {
     use clap::Parser;
 
     fn plan(args: &[&str]) -> Result<Plan, PlanError> {
-        let cli = Cli::try_parse_from(std::iter::once("inproc-bench").chain(args.iter().copied())).unwrap();
+        let cli = Cli::try_parse_from(std::iter::once("inproc-bench").chain(args.iter().copied()))
+            .unwrap();
         Plan::from_args(cli.run_args().unwrap())
     }
 
     #[test]
     fn lists_and_ranges() {
         assert_eq!(parse_list::<i32>("f", "0,10,-1").unwrap(), vec![0, 10, -1]);
-        assert_eq!(parse_list::<i32>("f", "0-30+10").unwrap(), vec![0, 10, 20, 30]);
+        assert_eq!(
+            parse_list::<i32>("f", "0-30+10").unwrap(),
+            vec![0, 10, 20, 30]
+        );
         assert_eq!(parse_list::<u32>("f", "1-3").unwrap(), vec![1, 2, 3]);
         assert_eq!(parse_list::<i32>("f", "-1").unwrap(), vec![-1]);
-        let e = parse_list::<u32>("--threads", "1,,2").unwrap_err().to_string();
+        let e = parse_list::<u32>("--threads", "1,,2")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("--threads: empty item"));
-        let e = parse_list::<u32>("--threads", "two").unwrap_err().to_string();
+        let e = parse_list::<u32>("--threads", "two")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("invalid value 'two'"));
         assert!(parse_list::<u32>("f", "5-1").is_err());
         assert!(parse_list::<u32>("f", "-1").is_err());
@@ -301,7 +319,9 @@ mod tests {
     #[test]
     fn a_sweep_expands_every_combination_and_labels_what_varies() {
         let p = plan(&["--model", "a.gguf,b.gguf", "--threads", "1,2", "--ngl", "0"]).unwrap();
-        let EnginePlan::LlamaCpp(combos) = p.engine else { panic!() };
+        let EnginePlan::LlamaCpp(combos) = p.engine else {
+            panic!()
+        };
         assert_eq!(combos.len(), 4);
         assert_eq!(sweep_label(&combos[0].sweep), "model=a.gguf,threads=1");
         assert_eq!(sweep_label(&combos[3].sweep), "model=b.gguf,threads=2");
@@ -310,10 +330,20 @@ mod tests {
 
     #[test]
     fn defaults_and_overrides() {
-        let p = plan(&["--model", "m.gguf", "--prompt", "short", "--max-tokens", "7"]).unwrap();
+        let p = plan(&[
+            "--model",
+            "m.gguf",
+            "--prompt",
+            "short",
+            "--max-tokens",
+            "7",
+        ])
+        .unwrap();
         assert_eq!(p.prompts.len(), 1);
         assert_eq!(p.prompts[0].max_tokens, 7);
-        let EnginePlan::LlamaCpp(c) = p.engine else { panic!() };
+        let EnginePlan::LlamaCpp(c) = p.engine else {
+            panic!()
+        };
         assert_eq!(c.len(), 1);
         assert!(c[0].sweep.is_empty());
         assert_eq!(c[0].settings.n_gpu_layers, -1);

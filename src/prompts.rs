@@ -25,12 +25,12 @@ pub struct PromptSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
     /// The prompt file could not be read.
-    #[error("cannot read prompt file {path}: {source}")]
+    #[error("cannot read prompt file {path}: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The prompt file is not a JSON array or JSON lines of prompts.
     #[error("{path}: {msg}; a prompt file is a JSON array (or JSON lines) of {{\"name\", \"prompt\", \"max_tokens\"}}")]
@@ -60,9 +60,9 @@ pub fn builtin() -> Vec<PromptSpec> {
 
 /// Reads a user's prompt set: a JSON array of prompts, or one JSON prompt per line.
 pub fn load_file(path: &Path) -> Result<Vec<PromptSpec>, PromptError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PromptError::Read {
+    let text = std::fs::read_to_string(path).map_err(|cause| PromptError::Read {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     let parse_err = |msg: String| PromptError::Parse {
         path: path.to_path_buf(),
@@ -135,7 +135,10 @@ mod tests {
     #[test]
     fn builtin_is_the_seed_set() {
         let set = builtin();
-        let names: Vec<_> = set.iter().map(|p| (p.name.as_str(), p.max_tokens)).collect();
+        let names: Vec<_> = set
+            .iter()
+            .map(|p| (p.name.as_str(), p.max_tokens))
+            .collect();
         assert_eq!(names, [("short", 100), ("medium", 300), ("long", 500)]);
         assert_eq!(set[0].prompt, "Explain quantum computing in simple terms.");
     }
@@ -163,8 +166,14 @@ mod tests {
         .unwrap();
         assert_eq!(load_file(&jsonl).unwrap().len(), 2);
         std::fs::write(&jsonl, "{\"name\":\"a\"}\n").unwrap();
-        assert!(load_file(&jsonl).unwrap_err().to_string().contains("line 1"));
+        assert!(load_file(&jsonl)
+            .unwrap_err()
+            .to_string()
+            .contains("line 1"));
         std::fs::write(&json, r#"[{"name":"a","prompt":"x","max_tokens":0}]"#).unwrap();
-        assert!(load_file(&json).unwrap_err().to_string().contains("max_tokens 0"));
+        assert!(load_file(&json)
+            .unwrap_err()
+            .to_string()
+            .contains("max_tokens 0"));
     }
 }

@@ -3,11 +3,13 @@
 
 use serde_json::{Map, Value};
 
-use crate::engine::{Engine, EngineError, EngineInfo, Outcome, PreparedPrompt, PromptMode, Request, Sampling};
+use crate::engine::{
+    Engine, EngineError, EngineInfo, Outcome, PreparedPrompt, PromptMode, Request, Sampling,
+};
 use crate::measure::{Recorder, RunMetrics, StopFlag};
 use crate::progress::Progress;
-use crate::results::gpu::GpuTelemetry;
 use crate::prompts::PromptSpec;
+use crate::results::gpu::GpuTelemetry;
 
 /// How to run the prompts.
 #[derive(Debug, Clone)]
@@ -92,6 +94,8 @@ fn one_run(
 
 /// Runs the suite. Engines take turns run by run; each engine warms up on a prompt before its
 /// measured runs of that prompt. Returns what was measured even when interrupted.
+// The prompt index walks the same prompt across every engine's prepared list.
+#[allow(clippy::needless_range_loop)]
 pub fn run(
     engines: &mut [&mut dyn Engine],
     prepared: Vec<Vec<PreparedPrompt>>,
@@ -116,9 +120,7 @@ pub fn run(
         .max()
         .unwrap_or(0);
     let mut rec = Recorder::new(max_tokens, stop.clone());
-    progress.set_length(
-        (n_prompts * engines.len()) as u64 * u64::from(opts.warmup + opts.runs),
-    );
+    progress.set_length((n_prompts * engines.len()) as u64 * u64::from(opts.warmup + opts.runs));
 
     for pi in 0..n_prompts {
         for (ei, engine) in engines.iter_mut().enumerate() {

@@ -8,13 +8,30 @@ use serde_json::Value;
 fn mock_run(dir: &std::path::Path, extra: &[&str]) -> (std::process::Output, Value) {
     let out_path = dir.join("r.json");
     let mut args = vec![
-        "--engine", "mock", "--prompt", "short", "--warmup", "1", "--runs", "3",
-        "--max-tokens", "10", "--mock-ttft-ms", "20", "--mock-itl-ms", "2",
-        "--output", out_path.to_str().unwrap(), "--quiet",
+        "--engine",
+        "mock",
+        "--prompt",
+        "short",
+        "--warmup",
+        "1",
+        "--runs",
+        "3",
+        "--max-tokens",
+        "10",
+        "--mock-ttft-ms",
+        "20",
+        "--mock-itl-ms",
+        "2",
+        "--output",
+        out_path.to_str().unwrap(),
+        "--quiet",
     ];
     args.extend_from_slice(extra);
     let out = run(&args);
-    let json = if out_path.exists() { read_json(&out_path) } else { Value::Null };
+    let json = std::fs::read_to_string(&out_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
     (out, json)
 }
 
@@ -64,7 +81,10 @@ fn failed_runs_are_recorded_and_counted() {
     let p = &j["results"]["mock"]["prompts"]["short"];
     assert_eq!(p["successful_runs"], 1);
     assert_eq!(p["total_runs"], 3);
-    assert!(p["runs"][0]["error"].as_str().unwrap().contains("scripted failure"));
+    assert!(p["runs"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("scripted failure"));
 }
 
 #[test]
@@ -72,7 +92,10 @@ fn every_run_failing_is_an_error_but_the_file_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let (out, j) = mock_run(dir.path(), &["--mock-fail-every", "1", "--warmup", "0"]);
     assert_clean_error(&out, "measured runs failed");
-    assert_eq!(j["results"]["mock"]["prompts"]["short"]["successful_runs"], 0);
+    assert_eq!(
+        j["results"]["mock"]["prompts"]["short"]["successful_runs"],
+        0
+    );
 }
 
 #[test]
@@ -91,7 +114,10 @@ fn an_existing_output_file_is_never_overwritten() {
     std::fs::write(dir.path().join("r.json"), "keep").unwrap();
     let (out, _) = mock_run(dir.path(), &[]);
     assert_clean_error(&out, "never overwritten");
-    assert_eq!(std::fs::read_to_string(dir.path().join("r.json")).unwrap(), "keep");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("r.json")).unwrap(),
+        "keep"
+    );
 }
 
 #[test]
@@ -99,26 +125,60 @@ fn an_unwritable_output_directory_fails_before_running() {
     let dir = tempfile::tempdir().unwrap();
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, "").unwrap();
-    let out = run(&["--engine", "mock", "--prompt", "short", "--runs", "1", "--warmup", "0",
-        "--output", blocker.join("r.json").to_str().unwrap()]);
+    let out = run(&[
+        "--engine",
+        "mock",
+        "--prompt",
+        "short",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--output",
+        blocker.join("r.json").to_str().unwrap(),
+    ]);
     assert_clean_error(&out, "--output");
 }
 
 #[test]
 fn default_file_name_follows_the_seed() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(&["--engine", "mock", "--prompt", "short", "--runs", "1", "--warmup", "0",
-        "--max-tokens", "3", "--scenario", "my-scenario", "--results-dir", dir.path().to_str().unwrap()]);
+    let out = run(&[
+        "--engine",
+        "mock",
+        "--prompt",
+        "short",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--max-tokens",
+        "3",
+        "--scenario",
+        "my-scenario",
+        "--results-dir",
+        dir.path().to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", show(&out));
     let files = files_in(dir.path());
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].file_name().unwrap().to_str().unwrap().to_string();
-    let stamp = name.strip_prefix("benchmark_my-scenario_").and_then(|s| s.strip_suffix(".json")).unwrap();
+    let stamp = name
+        .strip_prefix("benchmark_my-scenario_")
+        .and_then(|s| s.strip_suffix(".json"))
+        .unwrap();
     assert_eq!(stamp.len(), 15, "{name}");
-    assert!(stamp.chars().enumerate().all(|(i, c)| if i == 8 { c == '_' } else { c.is_ascii_digit() }));
+    assert!(stamp.chars().enumerate().all(|(i, c)| if i == 8 {
+        c == '_'
+    } else {
+        c.is_ascii_digit()
+    }));
     // The report table is printed unless --quiet.
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("BENCHMARK RESULTS") && stdout.contains("short"), "{stdout}");
+    assert!(
+        stdout.contains("BENCHMARK RESULTS") && stdout.contains("short"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -126,20 +186,41 @@ fn ctrl_c_keeps_what_finished_and_exits_130() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("r.json");
     let mut child = bin()
-        .args(["--engine", "mock", "--prompt", "short", "--warmup", "0", "--runs", "1000",
-            "--max-tokens", "5", "--mock-itl-ms", "2", "--quiet", "--output", out_path.to_str().unwrap()])
+        .args([
+            "--engine",
+            "mock",
+            "--prompt",
+            "short",
+            "--warmup",
+            "0",
+            "--runs",
+            "1000",
+            "--max-tokens",
+            "5",
+            "--mock-itl-ms",
+            "2",
+            "--quiet",
+            "--output",
+            out_path.to_str().unwrap(),
+        ])
         .env("CI", "1")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     let j = read_json(&out_path);
     assert_eq!(j["complete"], false);
     assert_eq!(j["incomplete_reason"], "interrupted by the user");
-    let done = j["results"]["mock"]["prompts"]["short"]["successful_runs"].as_u64().unwrap();
+    let done = j["results"]["mock"]["prompts"]["short"]["successful_runs"]
+        .as_u64()
+        .unwrap();
     assert!(done > 0 && done < 1000, "{done}");
 }

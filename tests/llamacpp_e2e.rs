@@ -12,13 +12,29 @@ fn bench(dir: &Path, extra: &[&str]) -> (std::process::Output, Value) {
     let out_path = dir.join("r.json");
     let model = model();
     let mut args = vec![
-        "--engine", "llamacpp", "--model", model.to_str().unwrap(), "--prompt", "short",
-        "--warmup", "1", "--runs", "3", "--scenario", "smollm2-cpu", "--quiet",
-        "--output", out_path.to_str().unwrap(),
+        "--engine",
+        "llamacpp",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "short",
+        "--warmup",
+        "1",
+        "--runs",
+        "3",
+        "--scenario",
+        "smollm2-cpu",
+        "--quiet",
+        "--output",
+        out_path.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
     let out = run(&args);
-    let json = if out_path.exists() { read_json(&out_path) } else { Value::Null };
+    let json = if out_path.exists() {
+        read_json(&out_path)
+    } else {
+        Value::Null
+    };
     (out, json)
 }
 
@@ -26,7 +42,11 @@ fn bench(dir: &Path, extra: &[&str]) -> (std::process::Output, Value) {
 fn key_paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
     if let Value::Object(m) = v {
         for (k, v) in m {
-            let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            let p = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
             out.push(p.clone());
             key_paths(v, &p, out);
         }
@@ -41,7 +61,10 @@ fn short_prompt_generates_exactly_100_tokens_with_sane_timelines() {
     assert_eq!(j["schema_version"], 1);
     assert_eq!(j["complete"], true);
     let e = &j["results"]["llamacpp"];
-    assert!(e["model"].as_str().unwrap().ends_with("SmolLM2-135M-Instruct.Q4_1.gguf"));
+    assert!(e["model"]
+        .as_str()
+        .unwrap()
+        .ends_with("SmolLM2-135M-Instruct.Q4_1.gguf"));
     assert_eq!(e["settings"]["n_gpu_layers"], -1);
     assert_eq!(e["settings"]["ctx_size"], 4096);
     assert!(e["load_time_ms"].as_f64().unwrap() > 0.0);
@@ -50,7 +73,10 @@ fn short_prompt_generates_exactly_100_tokens_with_sane_timelines() {
     assert_eq!(p["tokens_generated"]["min"], 100.0);
     assert_eq!(p["tokens_generated"]["max"], 100.0);
     assert!(p["prompt_tokens"]["mean"].as_f64().unwrap() > 5.0);
-    assert!(p["prompt_text"].as_str().unwrap().contains("Explain quantum computing in simple terms."));
+    assert!(p["prompt_text"]
+        .as_str()
+        .unwrap()
+        .contains("Explain quantum computing in simple terms."));
     assert!(!p["sample_output"].as_str().unwrap().is_empty());
     for run in p["runs"].as_array().unwrap() {
         assert_eq!(run["tokens_generated"], 100);
@@ -59,11 +85,19 @@ fn short_prompt_generates_exactly_100_tokens_with_sane_timelines() {
         let e2e = run["e2e_latency_ms"].as_f64().unwrap();
         let total = run["total_ms"].as_f64().unwrap();
         assert!(0.0 < ttft && ttft < e2e && e2e <= total, "{run}");
-        let itl: Vec<f64> = run["itl_ms"].as_array().unwrap().iter().map(|g| g.as_f64().unwrap()).collect();
+        let itl: Vec<f64> = run["itl_ms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_f64().unwrap())
+            .collect();
         assert_eq!(itl.len(), 99, "one gap per token after the first");
         assert!(itl.iter().all(|&g| g >= 0.0), "monotonic timestamps");
         let sum: f64 = itl.iter().sum();
-        assert!((ttft + sum - e2e).abs() < 1e-6 * e2e, "gaps add up to E2E − TTFT");
+        assert!(
+            (ttft + sum - e2e).abs() < 1e-6 * e2e,
+            "gaps add up to E2E − TTFT"
+        );
         assert_eq!(run["multi_token_deliveries"], 0);
     }
     // Provenance.
@@ -76,12 +110,33 @@ fn short_prompt_generates_exactly_100_tokens_with_sane_timelines() {
 #[test]
 fn results_keep_every_key_of_the_seed_files() {
     let dir = tempfile::tempdir().unwrap();
-    let (out, ours) = bench(dir.path(), &["--prompt", "all", "--max-tokens", "8", "--warmup", "0", "--runs", "2"]);
+    let (out, ours) = bench(
+        dir.path(),
+        &[
+            "--prompt",
+            "all",
+            "--max-tokens",
+            "8",
+            "--warmup",
+            "0",
+            "--runs",
+            "2",
+        ],
+    );
     assert!(out.status.success(), "{}", show(&out));
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    for name in ["benchmark_qwen3-8b-gpu_20260109_033509.json", "benchmark_qwen3-8b-gpu_20260109_035757.json"] {
+    for name in [
+        "benchmark_qwen3-8b-gpu_20260109_033509.json",
+        "benchmark_qwen3-8b-gpu_20260109_035757.json",
+    ] {
         let seed = read_json(&fixtures.join(name));
-        let seed_backend = seed["results"].as_object().unwrap().keys().next().unwrap().clone();
+        let seed_backend = seed["results"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .next()
+            .unwrap()
+            .clone();
         // Rename the seed's backend key to ours and compare key sets.
         let mut seed_paths = Vec::new();
         key_paths(&seed, "", &mut seed_paths);
@@ -99,7 +154,19 @@ fn results_keep_every_key_of_the_seed_files() {
 #[test]
 fn without_ignore_eos_the_finish_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
-    let (out, j) = bench(dir.path(), &["--ignore-eos", "false", "--max-tokens", "400", "--runs", "1", "--warmup", "0"]);
+    let (out, j) = bench(
+        dir.path(),
+        &[
+            "--ignore-eos",
+            "false",
+            "--max-tokens",
+            "400",
+            "--runs",
+            "1",
+            "--warmup",
+            "0",
+        ],
+    );
     assert!(out.status.success(), "{}", show(&out));
     let run = &j["results"]["llamacpp"]["prompts"]["short"]["runs"][0];
     let n = run["tokens_generated"].as_u64().unwrap();
@@ -114,9 +181,15 @@ fn without_ignore_eos_the_finish_is_recorded() {
 #[test]
 fn greedy_runs_produce_the_same_text() {
     let dir = tempfile::tempdir().unwrap();
-    let (out, j) = bench(dir.path(), &["--max-tokens", "20", "--runs", "2", "--warmup", "0"]);
+    let (out, j) = bench(
+        dir.path(),
+        &["--max-tokens", "20", "--runs", "2", "--warmup", "0"],
+    );
     assert!(out.status.success(), "{}", show(&out));
-    let (out2, j2) = bench(&dir.path().join("again"), &["--max-tokens", "20", "--runs", "1", "--warmup", "0"]);
+    let (out2, j2) = bench(
+        &dir.path().join("again"),
+        &["--max-tokens", "20", "--runs", "1", "--warmup", "0"],
+    );
     assert!(out2.status.success(), "{}", show(&out2));
     let text = |j: &Value| j["results"]["llamacpp"]["prompts"]["short"]["sample_output"].clone();
     assert_eq!(text(&j), text(&j2));
@@ -125,7 +198,19 @@ fn greedy_runs_produce_the_same_text() {
 #[test]
 fn a_thread_sweep_gives_one_entry_per_combination() {
     let dir = tempfile::tempdir().unwrap();
-    let (out, j) = bench(dir.path(), &["--threads", "1,2", "--max-tokens", "8", "--runs", "2", "--warmup", "0"]);
+    let (out, j) = bench(
+        dir.path(),
+        &[
+            "--threads",
+            "1,2",
+            "--max-tokens",
+            "8",
+            "--runs",
+            "2",
+            "--warmup",
+            "0",
+        ],
+    );
     assert!(out.status.success(), "{}", show(&out));
     let results = j["results"].as_object().unwrap();
     let keys: Vec<&String> = results.keys().collect();
@@ -142,8 +227,16 @@ fn a_thread_sweep_gives_one_entry_per_combination() {
 fn bad_model(path: &Path, needle: &str) {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("r.json");
-    let out = run(&["--model", path.to_str().unwrap(), "--prompt", "short", "--runs", "1",
-        "--output", out_path.to_str().unwrap()]);
+    let out = run(&[
+        "--model",
+        path.to_str().unwrap(),
+        "--prompt",
+        "short",
+        "--runs",
+        "1",
+        "--output",
+        out_path.to_str().unwrap(),
+    ]);
     assert_clean_error(&out, needle);
     assert!(!out_path.exists());
 }
@@ -173,19 +266,51 @@ fn model_without_chat_template_names_the_fix() {
     let mut bytes = std::fs::read(model()).unwrap();
     // Rename the metadata key (same length), so llama.cpp finds no template.
     let key = b"tokenizer.chat_template";
-    let at = bytes.windows(key.len()).position(|w| w == key).expect("the model has a template");
+    let at = bytes
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("the model has a template");
     bytes[at + key.len() - 1] = b'X';
     let plain = dir.path().join("plain.gguf");
     std::fs::write(&plain, &bytes).unwrap();
     bad_model(&plain, "--chat-template");
     // With a named template or raw text, the same model runs.
     let out_path = dir.path().join("r.json");
-    let out = run(&["--model", plain.to_str().unwrap(), "--prompt", "short", "--runs", "1", "--warmup", "0",
-        "--max-tokens", "4", "--chat-template", "chatml", "--quiet", "--output", out_path.to_str().unwrap()]);
+    let out = run(&[
+        "--model",
+        plain.to_str().unwrap(),
+        "--prompt",
+        "short",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--max-tokens",
+        "4",
+        "--chat-template",
+        "chatml",
+        "--quiet",
+        "--output",
+        out_path.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", show(&out));
     let out_path = dir.path().join("raw.json");
-    let out = run(&["--model", plain.to_str().unwrap(), "--prompt", "short", "--runs", "1", "--warmup", "0",
-        "--max-tokens", "4", "--raw-prompt", "--quiet", "--output", out_path.to_str().unwrap()]);
+    let out = run(&[
+        "--model",
+        plain.to_str().unwrap(),
+        "--prompt",
+        "short",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--max-tokens",
+        "4",
+        "--raw-prompt",
+        "--quiet",
+        "--output",
+        out_path.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", show(&out));
     assert_eq!(read_json(&out_path)["config"]["prompt_mode"], "raw");
 }
@@ -194,8 +319,18 @@ fn model_without_chat_template_names_the_fix() {
 fn context_too_small_names_ctx_size() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("r.json");
-    let out = run(&["--model", model().to_str().unwrap(), "--prompt", "short", "--ctx-size", "64",
-        "--runs", "1", "--output", out_path.to_str().unwrap()]);
+    let out = run(&[
+        "--model",
+        model().to_str().unwrap(),
+        "--prompt",
+        "short",
+        "--ctx-size",
+        "64",
+        "--runs",
+        "1",
+        "--output",
+        out_path.to_str().unwrap(),
+    ]);
     assert_clean_error(&out, "--ctx-size");
     assert!(!out_path.exists());
 }

@@ -420,7 +420,9 @@ impl Engine for LlamaCppEngine {
                 )));
             }
             let mut batch = LlamaBatch::new(n_batch.max(1), 1);
-            let gen_err = |e: &dyn std::fmt::Display| EngineError::Generate(format!("llama.cpp decode failed: {e}"));
+            let gen_err = |e: &dyn std::fmt::Display| {
+                EngineError::Generate(format!("llama.cpp decode failed: {e}"))
+            };
             let mut pos: i32 = 0;
             for chunk in prompt.chunks(n_batch) {
                 batch.clear();
@@ -443,7 +445,9 @@ impl Engine for LlamaCppEngine {
                 }
                 let token = match sampler.as_mut() {
                     Some(s) => s.sample(ctx, logits_idx),
-                    None => greedy_token(ctx.get_logits_ith(logits_idx), eog, req.sampling.ignore_eos),
+                    None => {
+                        greedy_token(ctx.get_logits_ith(logits_idx), eog, req.sampling.ignore_eos)
+                    }
                 };
                 if !req.sampling.ignore_eos && vocab.is_eog(token) {
                     finish = Finish::Eos;
@@ -491,18 +495,26 @@ mod tests {
         assert_eq!("1".parse::<FlashAttn>(), Ok(FlashAttn::On));
         assert_eq!("off".parse::<FlashAttn>(), Ok(FlashAttn::Off));
         assert_eq!("auto".parse::<FlashAttn>(), Ok(FlashAttn::Auto));
-        assert!("maybe".parse::<FlashAttn>().unwrap_err().contains("on, off or auto"));
+        assert!("maybe"
+            .parse::<FlashAttn>()
+            .unwrap_err()
+            .contains("on, off or auto"));
     }
 
     #[test]
     fn bad_model_paths_get_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let missing = check_gguf_file(&dir.path().join("nope.gguf")).unwrap_err().to_string();
+        let missing = check_gguf_file(&dir.path().join("nope.gguf"))
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("not found") && missing.contains("--model"));
         let isdir = check_gguf_file(dir.path()).unwrap_err().to_string();
         assert!(isdir.contains("is a directory"));
         let txt = dir.path().join("x.gguf");
         std::fs::write(&txt, "hello").unwrap();
-        assert!(check_gguf_file(&txt).unwrap_err().to_string().contains("not a GGUF file"));
+        assert!(check_gguf_file(&txt)
+            .unwrap_err()
+            .to_string()
+            .contains("not a GGUF file"));
     }
 }

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map};
 
-use super::{Engine, EngineError, EngineInfo, Finish, Outcome, PreparedPrompt, PromptMode, Request};
+use super::{
+    Engine, EngineError, EngineInfo, Finish, Outcome, PreparedPrompt, PromptMode, Request,
+};
 use crate::measure::Recorder;
 use crate::prompts::PromptSpec;
 
@@ -15,7 +17,7 @@ use crate::prompts::PromptSpec;
 pub struct MockSettings {
     /// Time before the first delivery.
     pub ttft_ms: f64,
-    /// Time between deliveries.
+    /// Time between deliveries (at least; measured from the previous delivery).
     pub itl_ms: f64,
     /// Tokens per delivery.
     pub chunk: u32,
@@ -69,7 +71,11 @@ impl Engine for MockEngine {
         }
     }
 
-    fn prepare(&mut self, prompt: &PromptSpec, _: &PromptMode) -> Result<PreparedPrompt, EngineError> {
+    fn prepare(
+        &mut self,
+        prompt: &PromptSpec,
+        _: &PromptMode,
+    ) -> Result<PreparedPrompt, EngineError> {
         Ok(PreparedPrompt {
             name: prompt.name.clone(),
             text: prompt.prompt.clone(),
@@ -81,7 +87,7 @@ impl Engine for MockEngine {
     fn generate(&mut self, req: &Request<'_>, rec: &mut Recorder) -> Result<Outcome, EngineError> {
         self.requests += 1;
         let s = &self.settings;
-        if s.fail_every > 0 && self.requests % s.fail_every == 0 {
+        if s.fail_every > 0 && self.requests.is_multiple_of(s.fail_every) {
             return Err(EngineError::Generate(format!(
                 "scripted failure of request {}",
                 self.requests
@@ -100,7 +106,8 @@ impl Engine for MockEngine {
             let n = chunk.min(max - produced);
             rec.tokens(n);
             produced += n;
-            deadline += Duration::from_secs_f64(s.itl_ms / 1e3 * f64::from(n));
+            // Each gap is at least the scripted one, measured from the delivery just made.
+            deadline = Instant::now() + Duration::from_secs_f64(s.itl_ms / 1e3 * f64::from(n));
         }
         Ok(Outcome {
             prompt_tokens: req.prompt.prompt_tokens.unwrap_or(0),

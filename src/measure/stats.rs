@@ -100,8 +100,8 @@ mod tests {
         assert!(close(s.p95, 81.6));
         assert!(close(s.p99, 96.32));
         assert!(close(s.mean, 23.0));
-        // variance = (22² + 21² + 19² + 15² + 77²) / 4 = 1855
-        assert!(close(s.std, 1855f64.sqrt()));
+        // variance = (22² + 21² + 19² + 15² + 77²) / 4 = 7440 / 4 = 1860
+        assert!(close(s.std, 1860f64.sqrt()));
     }
 
     #[test]

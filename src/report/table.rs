@@ -14,7 +14,10 @@ fn mean_std(s: &Option<Summary>, digits: usize) -> String {
 
 fn pcts(s: &Option<Summary>, digits: usize) -> String {
     match s {
-        Some(s) => format!("{:.*}/{:.*}/{:.*}", digits, s.p50, digits, s.p95, digits, s.p99),
+        Some(s) => format!(
+            "{:.*}/{:.*}/{:.*}",
+            digits, s.p50, digits, s.p95, digits, s.p99
+        ),
         None => "-".into(),
     }
 }
@@ -57,8 +60,12 @@ pub fn render(file: &ResultsFile) -> String {
             "prompt", "runs", "TTFT ms", "TPS tok/s", "ITL ms", "E2E ms", "prompt", "tokens"
         );
         for (name, p) in &e.prompts {
-            let tokens = p.tokens_generated.map_or("-".into(), |s| format!("{:.1}", s.mean));
-            let prompt_tokens = p.prompt_tokens.map_or("-".into(), |s| format!("{:.0}", s.mean));
+            let tokens = p
+                .tokens_generated
+                .map_or("-".into(), |s| format!("{:.1}", s.mean));
+            let prompt_tokens = p
+                .prompt_tokens
+                .map_or("-".into(), |s| format!("{:.0}", s.mean));
             let _ = writeln!(
                 out,
                 "  {:<10} {:>7} {:>18} {:>18} {:>16} {:>20} {:>8} {:>8}",

@@ -58,7 +58,12 @@ fn summary_of(ok: &[&RunMetrics], f: impl Fn(&RunMetrics) -> Option<f64>) -> Opt
 
 /// The result of one prompt.
 pub fn prompt_result(p: &PromptRuns) -> PromptResult {
-    let ok: Vec<&RunMetrics> = p.runs.iter().filter_map(|r| r.as_ref().ok()).map(|(m, _)| m).collect();
+    let ok: Vec<&RunMetrics> = p
+        .runs
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|(m, _)| m)
+        .collect();
     let pooled_itl: Vec<f64> = ok.iter().flat_map(|m| m.itl_ms.iter().copied()).collect();
     PromptResult {
         ttft_ms: summary_of(&ok, |m| Some(m.ttft_ms)),

@@ -134,7 +134,10 @@ mod tests {
         };
         let json = serde_json::to_value(&devices).expect("serializes");
         assert_eq!(json["reason"], serde_json::Value::Null);
-        assert_eq!(json["devices"][0]["driver_version"], serde_json::Value::Null);
+        assert_eq!(
+            json["devices"][0]["driver_version"],
+            serde_json::Value::Null
+        );
         let back: GpuDevices = serde_json::from_value(json).expect("deserializes");
         assert_eq!(back, devices);
     }

@@ -10,12 +10,12 @@ use super::schema::ResultsFile;
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// The directory cannot be created or written.
-    #[error("cannot write results in {dir}: {source}; choose another --output or fix the directory's permissions")]
+    #[error("cannot write results in {dir}: {cause}; choose another --output or fix the directory's permissions")]
     NotWritable {
         /// The directory.
         dir: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file exists and is never overwritten.
     #[error("{0} already exists and is never overwritten: choose another --output or remove it")]
@@ -29,7 +29,13 @@ pub enum WriteError {
 pub fn default_path(dir: &Path, scenario: &str, stamp: &str) -> PathBuf {
     let safe: String = scenario
         .chars()
-        .map(|c| if c.is_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let base = format!("benchmark_{safe}_{stamp}");
     let mut path = dir.join(format!("{base}.json"));
@@ -52,9 +58,9 @@ fn dir_of(path: &Path) -> PathBuf {
 /// takes a file, and the file itself does not exist yet.
 pub fn check_writable(path: &Path) -> Result<(), WriteError> {
     let dir = dir_of(path);
-    let not_writable = |source| WriteError::NotWritable {
+    let not_writable = |cause| WriteError::NotWritable {
         dir: dir.clone(),
-        source,
+        cause,
     };
     std::fs::create_dir_all(&dir).map_err(not_writable)?;
     tempfile::Builder::new()
@@ -78,9 +84,9 @@ pub fn write_atomic(path: &Path, results: &ResultsFile) -> Result<(), WriteError
 /// Writes `text` to `path` atomically, never overwriting.
 pub fn write_text_atomic(path: &Path, text: &str) -> Result<(), WriteError> {
     let dir = dir_of(path);
-    let not_writable = |source| WriteError::NotWritable {
+    let not_writable = |cause| WriteError::NotWritable {
         dir: dir.clone(),
-        source,
+        cause,
     };
     std::fs::create_dir_all(&dir).map_err(not_writable)?;
     let mut tmp = tempfile::Builder::new()

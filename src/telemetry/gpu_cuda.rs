@@ -68,7 +68,9 @@ fn list_devices() -> Result<Vec<GpuDevice>, String> {
     driver()?;
     let count = cu::device::get_count().map_err(|e| format!("no CUDA device: {}", cu_err(&e)))?;
     (0..count)
-        .map(|ordinal| describe(ordinal).map_err(|e| format!("CUDA device {ordinal}: {}", cu_err(&e))))
+        .map(|ordinal| {
+            describe(ordinal).map_err(|e| format!("CUDA device {ordinal}: {}", cu_err(&e)))
+        })
         .collect()
 }
 
@@ -154,7 +156,9 @@ impl GpuWatch {
         let (stop, stopped) = mpsc::channel();
         let ctx = self.ctx.clone();
         let device = self.nvml.as_ref().ok().cloned();
-        let energy_start_mj = device.as_ref().and_then(|d| d.total_energy_consumption().ok());
+        let energy_start_mj = device
+            .as_ref()
+            .and_then(|d| d.total_energy_consumption().ok());
         let spawned = std::thread::Builder::new()
             .name("gpu-watch".into())
             .spawn(move || sample(ctx, device, stopped));
@@ -167,7 +171,9 @@ impl GpuWatch {
                     sampler,
                 })
             }
-            Err(e) => self.problems.push(format!("could not start the sampling thread: {e}")),
+            Err(e) => self
+                .problems
+                .push(format!("could not start the sampling thread: {e}")),
         }
     }
 
@@ -242,7 +248,8 @@ fn sample(
     let mut samples = Samples::default();
     loop {
         if let Some(used) = ctx.as_deref().and_then(memory_used) {
-            samples.memory_peak_bytes = Some(samples.memory_peak_bytes.map_or(used, |p| p.max(used)));
+            samples.memory_peak_bytes =
+                Some(samples.memory_peak_bytes.map_or(used, |p| p.max(used)));
         }
         if let Some(device) = &device {
             match device.power_usage() {
@@ -263,7 +270,11 @@ fn sample(
 
 /// Mean power (W) and energy (J) over `elapsed_s`: from NVML's energy counter (millijoules since
 /// driver load) where it moved, otherwise from the mean of the power samples.
-fn power_and_energy(counter_mj: Option<(u64, u64)>, power_w: &[f64], elapsed_s: f64) -> (Option<f64>, Option<f64>) {
+fn power_and_energy(
+    counter_mj: Option<(u64, u64)>,
+    power_w: &[f64],
+    elapsed_s: f64,
+) -> (Option<f64>, Option<f64>) {
     if let Some((start, end)) = counter_mj {
         if end > start && elapsed_s > 0.0 {
             let energy_j = (end - start) as f64 / 1000.0;
@@ -303,10 +314,12 @@ fn driver() -> Result<(), String> {
 fn open(ordinal: usize) -> Result<(Arc<CudaContext>, GpuDevice), String> {
     driver()?;
     let count = cu::device::get_count().map_err(|e| format!("no CUDA device: {}", cu_err(&e)))?;
-    let index = c_int::try_from(ordinal).ok().filter(|&i| i < count).ok_or_else(|| {
-        format!("no CUDA device {ordinal}: the driver reports {count} device(s)")
-    })?;
-    let ctx = CudaContext::new(ordinal).map_err(|e| format!("CUDA device {ordinal}: {}", cu_err(&e)))?;
+    let index = c_int::try_from(ordinal)
+        .ok()
+        .filter(|&i| i < count)
+        .ok_or_else(|| format!("no CUDA device {ordinal}: the driver reports {count} device(s)"))?;
+    let ctx =
+        CudaContext::new(ordinal).map_err(|e| format!("CUDA device {ordinal}: {}", cu_err(&e)))?;
     let device = describe(index).map_err(|e| format!("CUDA device {ordinal}: {}", cu_err(&e)))?;
     Ok((ctx, device))
 }
@@ -317,8 +330,14 @@ fn describe(ordinal: c_int) -> Result<GpuDevice, DriverError> {
     // SAFETY: `dev` was just returned by `cuDeviceGet`, which is all these calls require.
     let (major, minor, total) = unsafe {
         (
-            cu::device::get_attribute(dev, CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?,
-            cu::device::get_attribute(dev, CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?,
+            cu::device::get_attribute(
+                dev,
+                CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+            )?,
+            cu::device::get_attribute(
+                dev,
+                CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
+            )?,
             cu::device::total_mem(dev)?,
         )
     };
@@ -338,7 +357,8 @@ fn cuda_driver_api_version() -> Option<String> {
     // SAFETY: `cuDriverGetVersion` writes one int through the pointer, which points at `version`;
     // the driver is loaded (`driver()` succeeded before any caller gets here).
     let status = unsafe { sys::cuDriverGetVersion(&mut version) };
-    (status == CUresult::CUDA_SUCCESS && version > 0).then(|| format!("{}.{}", version / 1000, version % 1000 / 10))
+    (status == CUresult::CUDA_SUCCESS && version > 0)
+        .then(|| format!("{}.{}", version / 1000, version % 1000 / 10))
 }
 
 /// NVML, initialised once per process; `Err` says why it is not reachable.
@@ -369,7 +389,12 @@ fn nvml_device(ctx: &CudaContext) -> Result<Device<'static>, String> {
     })();
     bus_id
         .and_then(|id| nvml.device_by_pci_bus_id(id).ok())
-        .ok_or_else(|| format!("NVML not reachable: CUDA device {} not found in NVML", ctx.ordinal()))
+        .ok_or_else(|| {
+            format!(
+                "NVML not reachable: CUDA device {} not found in NVML",
+                ctx.ordinal()
+            )
+        })
 }
 
 /// NVML's spelling of a CUDA device UUID: "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx".
@@ -395,7 +420,8 @@ fn cu_err(e: &DriverError) -> String {
 /// Runs `f`, turning a panic inside a driver binding (e.g. a symbol missing from an old driver)
 /// into an error, so telemetry never takes the benchmark down.
 fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err("the GPU driver binding failed".into()))
+    catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err("the GPU driver binding failed".into()))
 }
 
 #[cfg(test)]
@@ -450,22 +476,34 @@ mod tests {
     #[test]
     fn gpu_settings_follow_the_llama_build() {
         let accepted = ensure_gpu_build("--n-gpu-layers 30").is_ok();
-        assert_eq!(accepted, cfg!(any(feature = "cuda", feature = "dynamic-link")));
+        assert_eq!(
+            accepted,
+            cfg!(any(feature = "cuda", feature = "dynamic-link"))
+        );
     }
 
     #[test]
     fn energy_from_counter_or_samples() {
         // Counter moved 50 J in 2 s: 25 W.
-        assert_eq!(power_and_energy(Some((1_000, 51_000)), &[99.0], 2.0), (Some(25.0), Some(50.0)));
+        assert_eq!(
+            power_and_energy(Some((1_000, 51_000)), &[99.0], 2.0),
+            (Some(25.0), Some(50.0))
+        );
         // Counter did not move (coarse counter, short window): mean of the samples.
-        assert_eq!(power_and_energy(Some((5, 5)), &[10.0, 30.0], 0.5), (Some(20.0), Some(10.0)));
+        assert_eq!(
+            power_and_energy(Some((5, 5)), &[10.0, 30.0], 0.5),
+            (Some(20.0), Some(10.0))
+        );
         assert_eq!(power_and_energy(None, &[], 1.0), (None, None));
     }
 
     #[test]
     fn uuid_is_spelled_as_nvml_does() {
         let bytes: [std::ffi::c_char; 16] = std::array::from_fn(|i| i as std::ffi::c_char);
-        assert_eq!(format_uuid(&bytes), "GPU-00010203-0405-0607-0809-0a0b0c0d0e0f");
+        assert_eq!(
+            format_uuid(&bytes),
+            "GPU-00010203-0405-0607-0809-0a0b0c0d0e0f"
+        );
     }
 
     #[test]

@@ -13,7 +13,8 @@ pub fn bin() -> Command {
 
 /// The default test model. Tests fail (never skip) without it: `scripts/fetch-model.sh` fetches it.
 pub fn model() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gguf/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let p =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gguf/SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(
         p.is_file(),
         "test model {} is missing: run scripts/fetch-model.sh (the README's test command does)",
@@ -24,7 +25,11 @@ pub fn model() -> PathBuf {
 
 /// Runs the binary with `args`.
 pub fn run(args: &[&str]) -> Output {
-    bin().args(args).env("CI", "1").output().expect("the binary starts")
+    bin()
+        .args(args)
+        .env("CI", "1")
+        .output()
+        .expect("the binary starts")
 }
 
 /// Stdout and stderr of `out`, for assertion messages.
@@ -50,7 +55,11 @@ pub fn assert_clean_error(out: &Output, needle: &str) {
     assert!(!stderr.contains("panicked"), "panic\n{}", show(out));
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("Error:")).collect();
     assert_eq!(errors.len(), 1, "one Error: line expected\n{}", show(out));
-    assert!(errors[0].contains(needle), "error should mention '{needle}'\n{}", show(out));
+    assert!(
+        errors[0].contains(needle),
+        "error should mention '{needle}'\n{}",
+        show(out)
+    );
 }
 
 /// The files in `dir`, sorted.
