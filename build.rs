@@ -19,7 +19,10 @@ fn main() {
     println!("cargo:rustc-env=INPROC_GIT_DIRTY={dirty}");
 
     let mut features: Vec<String> = std::env::vars()
-        .filter_map(|(k, _)| k.strip_prefix("CARGO_FEATURE_").map(|f| f.to_lowercase().replace('_', "-")))
+        .filter_map(|(k, _)| {
+            k.strip_prefix("CARGO_FEATURE_")
+                .map(|f| f.to_lowercase().replace('_', "-"))
+        })
         .collect();
     features.sort();
     println!("cargo:rustc-env=INPROC_FEATURES={}", features.join(","));
