@@ -159,6 +159,9 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     write::check_writable(&output)?;
+    if let Some(plot) = &args.plot {
+        write::check_writable(plot)?;
+    }
     let stop = StopFlag::new();
     install_ctrlc(&stop);
     let progress = Progress::new(!args.quiet);
@@ -216,6 +219,20 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         println!("{}", crate::report::render(&file, args.format));
     }
     eprintln!("results: {}", output.display());
+    // A plot that cannot be written fails the command, after the results are safe on disk.
+    let mut plot_error = None;
+    if let Some(plot) = &args.plot {
+        let files = std::slice::from_ref(&file);
+        match crate::report::command::write_plot(plot, std::slice::from_ref(&output), files) {
+            Ok(()) => eprintln!("plot: {}", plot.display()),
+            Err(e) => plot_error = Some(e),
+        }
+    }
+    if measured.fatal.is_some() || measured.end == SuiteEnd::Interrupted {
+        if let Some(e) = plot_error.take() {
+            eprintln!("warning: {e:#}");
+        }
+    }
 
     if let Some(e) = measured.fatal {
         return Err(e.context(format!(
@@ -245,6 +262,9 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
             "all {total} measured runs failed (first: {first}); see {}",
             output.display()
         );
+    }
+    if let Some(e) = plot_error {
+        return Err(e);
     }
     Ok(ExitCode::SUCCESS)
 }

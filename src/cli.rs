@@ -25,11 +25,62 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once per process: the size of the largest variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a benchmark (the default).
     #[command(args_override_self = true)]
     Run(RunArgs),
+    /// Compare results files (or the entries of one): ratios, confidence intervals, within noise.
+    Compare(CompareArgs),
+    /// Print results files again as a table, Markdown, CSV or JSON, and plot them.
+    Report(ReportArgs),
+}
+
+/// `inproc-bench compare A.json B.json [C.json …]`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// Results files, ours or the original benchmark's; the first entry is the baseline. One file
+    /// compares its own entries (engines or sweep combinations) against its first.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Entry to take from the first file (with one file: the baseline entry), e.g. vllm, or
+    /// llamacpp for every llamacpp@… combination. Default: every entry of the file.
+    #[arg(long, value_name = "KEY")]
+    pub backend1: Option<String>,
+    /// Entry to take from the second file (with one file: the entry compared with --backend1).
+    #[arg(long, value_name = "KEY")]
+    pub backend2: Option<String>,
+    /// Entry to take from every file that has no --backend1/--backend2 of its own.
+    #[arg(long, value_name = "KEY")]
+    pub backend: Option<String>,
+    /// Confidence level of the intervals: a difference whose interval holds zero is within noise.
+    #[arg(long, default_value_t = 0.95)]
+    pub confidence: f64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Also draw the compared entries (TTFT by prompt, decode rate, ITL distribution) as SVG, or
+    /// as an HTML page when the name ends in .html, because a picture shows a latency tail at a
+    /// glance; never overwrites.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+}
+
+/// `inproc-bench report FILE [FILE …]`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Results files, ours or the original benchmark's.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Output format: md and csv print one row per engine (or sweep combination) and prompt.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Also draw the results as SVG, or as an HTML page when the name ends in .html; never
+    /// overwrites.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
 }
 
 /// Which engine runs the prompts.
@@ -243,6 +294,11 @@ pub struct RunArgs {
     /// Report printed at the end.
     #[arg(long, value_enum, default_value_t = Format::Table, help_heading = "Output")]
     pub format: Format,
+    /// Also draw the results (TTFT by prompt, decode rate against the swept setting, ITL
+    /// distribution) as SVG, or as an HTML page when the name ends in .html, because a picture
+    /// shows a sweep's trend and a latency tail at a glance; never overwrites.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub plot: Option<PathBuf>,
     /// No progress bar and no report; errors still go to stderr.
     #[arg(short = 'q', long, help_heading = "Output")]
     pub quiet: bool,
@@ -291,6 +347,7 @@ impl Cli {
         match &self.command {
             None => Some(&self.run),
             Some(Command::Run(args)) => Some(args),
+            Some(Command::Compare(_) | Command::Report(_)) => None,
         }
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod compare;
 pub mod engine;
 pub mod measure;
 pub mod plan;
@@ -30,5 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         None => bench::run_benchmark(&cli.run),
         Some(Command::Run(args)) => bench::run_benchmark(args),
+        Some(Command::Compare(args)) => compare::run_compare(args),
+        Some(Command::Report(args)) => report::command::run_report(args),
     }
 }

@@ -80,6 +80,19 @@ fn parse_range(item: &str) -> Option<Vec<i64>> {
     Some((first..=last).step_by(step as usize).collect())
 }
 
+/// Refuses a list that names a value twice: both combinations would get the same results key.
+fn no_duplicates<T: PartialEq + std::fmt::Display>(
+    flag: &'static str,
+    items: &[T],
+) -> Result<(), PlanError> {
+    for (i, v) in items.iter().enumerate() {
+        if items[..i].contains(v) {
+            return Err(flag_err(flag, format!("{v} is listed twice")));
+        }
+    }
+    Ok(())
+}
+
 /// A flash-attention list: on/off/auto or 1/0 items.
 fn parse_fa_list(s: &str) -> Result<Vec<FlashAttn>, PlanError> {
     s.split(',')
@@ -155,6 +168,20 @@ fn llamacpp_combinations(a: &RunArgs) -> Result<Vec<Combination<LlamaCppSettings
         .split(',')
         .map(|m| PathBuf::from(m.trim()))
         .collect();
+    if models.iter().any(|m| m.as_os_str().is_empty()) {
+        return Err(flag_err("--model", "empty item in the list"));
+    }
+    // Sweep keys name a model by its file name, unless two models share one.
+    let file_names: Vec<String> = models
+        .iter()
+        .map(|m| {
+            m.file_name().map_or_else(
+                || m.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    let short_names = (1..file_names.len()).all(|i| !file_names[..i].contains(&file_names[i]));
     let ngl: Vec<i32> = parse_list("--n-gpu-layers", &a.n_gpu_layers)?;
     if let Some(bad) = ngl.iter().find(|&&n| n < -1) {
         return Err(flag_err(
@@ -170,6 +197,19 @@ fn llamacpp_combinations(a: &RunArgs) -> Result<Vec<Combination<LlamaCppSettings
     let batch: Vec<u32> = parse_list("--batch-size", &a.batch_size)?;
     let ubatch: Vec<u32> = parse_list("--ubatch-size", &a.ubatch_size)?;
     let fa = parse_fa_list(&a.flash_attn)?;
+    no_duplicates(
+        "--model",
+        &models
+            .iter()
+            .map(|m| m.display().to_string())
+            .collect::<Vec<_>>(),
+    )?;
+    no_duplicates("--n-gpu-layers", &ngl)?;
+    no_duplicates("--ctx-size", &ctx)?;
+    no_duplicates("--threads", &threads)?;
+    no_duplicates("--batch-size", &batch)?;
+    no_duplicates("--ubatch-size", &ubatch)?;
+    no_duplicates("--flash-attn", &fa)?;
     for (flag, zero) in [
         ("--ctx-size", ctx.contains(&0)),
         ("--threads", threads.contains(&0)),
@@ -181,7 +221,12 @@ fn llamacpp_combinations(a: &RunArgs) -> Result<Vec<Combination<LlamaCppSettings
         }
     }
     let mut out = Vec::new();
-    for model in &models {
+    for (model, file_name) in models.iter().zip(&file_names) {
+        let model_label = if short_names {
+            file_name.clone()
+        } else {
+            model.display().to_string()
+        };
         for &n_gpu_layers in &ngl {
             for &ctx_size in &ctx {
                 for &threads_n in &threads {
@@ -194,7 +239,7 @@ fn llamacpp_combinations(a: &RunArgs) -> Result<Vec<Combination<LlamaCppSettings
                                         sweep.insert(name.to_string(), v);
                                     }
                                 };
-                                vary("model", models.len(), json!(model.display().to_string()));
+                                vary("model", models.len(), json!(model_label));
                                 vary("n_gpu_layers", ngl.len(), json!(n_gpu_layers));
                                 vary("ctx_size", ctx.len(), json!(ctx_size));
                                 vary("threads", threads.len(), json!(threads_n));
@@ -326,6 +371,45 @@ mod tests {
         assert_eq!(sweep_label(&combos[0].sweep), "model=a.gguf,threads=1");
         assert_eq!(sweep_label(&combos[3].sweep), "model=b.gguf,threads=2");
         assert!(combos.iter().all(|c| c.settings.n_gpu_layers == 0));
+    }
+
+    #[test]
+    fn sweep_keys_name_models_by_file_and_lists_refuse_repeats() {
+        let p = plan(&[
+            "--model",
+            "m/a-Q4_K_M.gguf,m/a-Q8_0.gguf",
+            "--ngl",
+            "0-20+10",
+        ])
+        .unwrap();
+        let EnginePlan::LlamaCpp(c) = p.engine else {
+            panic!()
+        };
+        let labels: Vec<String> = c.iter().map(|c| sweep_label(&c.sweep)).collect();
+        assert_eq!(labels[0], "model=a-Q4_K_M.gguf,n_gpu_layers=0");
+        assert_eq!(labels[5], "model=a-Q8_0.gguf,n_gpu_layers=20");
+        assert_eq!(c[5].settings.model, PathBuf::from("m/a-Q8_0.gguf"));
+        // Two models with one file name keep their paths, so that keys stay distinct.
+        let p = plan(&["--model", "x/m.gguf,y/m.gguf"]).unwrap();
+        let EnginePlan::LlamaCpp(c) = p.engine else {
+            panic!()
+        };
+        assert_eq!(sweep_label(&c[1].sweep), "model=y/m.gguf");
+        let msg = |args: &[&str]| plan(args).unwrap_err().to_string();
+        assert_eq!(
+            msg(&["--model", "m", "--threads", "1,2,1"]),
+            "--threads: 1 is listed twice"
+        );
+        assert_eq!(
+            msg(&["--model", "m", "--ngl", "0-20+10,10"]),
+            "--n-gpu-layers: 10 is listed twice"
+        );
+        assert_eq!(
+            msg(&["--model", "m", "--fa", "on,1"]),
+            "--flash-attn: on is listed twice"
+        );
+        assert_eq!(msg(&["--model", "a,a"]), "--model: a is listed twice");
+        assert_eq!(msg(&["--model", "a,"]), "--model: empty item in the list");
     }
 
     #[test]

@@ -1,5 +1,10 @@
-//! Reports of a results file: the terminal table, Markdown, CSV, and the JSON itself.
+//! Reports of a results file: the terminal table, Markdown, CSV, the JSON itself, and plots.
 
+pub mod command;
+pub mod csv;
+pub mod markdown;
+pub mod plot;
+pub mod rows;
 pub mod table;
 
 use crate::cli::Format;
@@ -8,7 +13,9 @@ use crate::results::ResultsFile;
 /// Renders `file` in `format`.
 pub fn render(file: &ResultsFile, format: Format) -> String {
     match format {
-        Format::Table | Format::Md | Format::Csv => table::render(file),
+        Format::Table => table::render(file),
+        Format::Md => markdown::render(file),
+        Format::Csv => csv::render(file),
         Format::Json => serde_json::to_string_pretty(file).unwrap_or_default(),
     }
 }
