@@ -11,6 +11,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod compare_http;
 pub mod engine;
 pub mod measure;
 pub mod plan;
@@ -18,6 +19,7 @@ pub mod progress;
 pub mod prompts;
 pub mod report;
 pub mod results;
+pub mod server;
 pub mod suite;
 pub mod telemetry;
 
