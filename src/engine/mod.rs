@@ -146,6 +146,10 @@ pub enum EngineError {
     /// The user interrupted the run.
     #[error("interrupted")]
     Interrupted,
+    /// The engine cannot go on (a server it started has died); the suite stops like on Ctrl-C and
+    /// the caller reports why.
+    #[error("{0}")]
+    Stopped(String),
 }
 
 /// An inference engine under test.
