@@ -7,12 +7,14 @@ use anyhow::{bail, Context};
 use chrono::Local;
 
 use crate::cli::RunArgs;
+use crate::engine::http::{HttpEngine, HttpSettings};
 use crate::engine::llamacpp::{LlamaCppEngine, LlamaCppSettings};
 use crate::engine::mock::MockEngine;
 use crate::engine::{Engine, EngineError};
 use crate::measure::StopFlag;
 use crate::plan::{sweep_label, Combination, EnginePlan, Plan};
 use crate::progress::Progress;
+use crate::results::http_comparison::HttpComparison;
 use crate::results::schema::RunConfig;
 use crate::results::{build, write, ResultsFile, SCHEMA_VERSION};
 use crate::suite::{self, EngineRuns, SuiteEnd};
@@ -28,6 +30,8 @@ struct Measured {
     end: SuiteEnd,
     /// An error that stopped the run after some work was done.
     fatal: Option<anyhow::Error>,
+    /// In-process against HTTP (`--compare-http`).
+    comparison: Option<HttpComparison>,
 }
 
 fn install_ctrlc(stop: &StopFlag) {
@@ -35,6 +39,7 @@ fn install_ctrlc(stop: &StopFlag) {
     // A second Ctrl-C leaves at once; the first lets the current run stop and the results be saved.
     let _ = ctrlc::set_handler(move || {
         if stop.is_raised() {
+            crate::server::kill_started();
             std::process::exit(i32::from(EXIT_INTERRUPTED));
         }
         stop.raise();
@@ -76,6 +81,7 @@ fn run_llamacpp(
         runs: Vec::new(),
         end: SuiteEnd::Complete,
         fatal: None,
+        comparison: None,
     };
     let mut engine: Option<LlamaCppEngine> = None;
     for combo in combos {
@@ -122,6 +128,30 @@ fn run_llamacpp(
     Ok(out)
 }
 
+/// Connects to every server first (so a wrong URL fails before any run), then runs them
+/// interleaved run by run.
+fn run_http(
+    targets: &[HttpSettings],
+    plan: &Plan,
+    stop: &StopFlag,
+    progress: &Progress,
+) -> anyhow::Result<Measured> {
+    let mut engines = Vec::new();
+    for t in targets {
+        progress.status(&format!("connecting to {}", t.url));
+        engines.push(HttpEngine::connect(t.clone())?);
+    }
+    let mut dyns: Vec<&mut dyn Engine> = engines.iter_mut().map(|e| e as &mut dyn Engine).collect();
+    let prepared = suite::prepare_all(&mut dyns, &plan.prompts, &plan.suite.mode)?;
+    let (runs, end) = suite::run(&mut dyns, prepared, &plan.suite, stop, progress);
+    Ok(Measured {
+        runs,
+        end,
+        fatal: None,
+        comparison: None,
+    })
+}
+
 fn results_key(runs: &EngineRuns, sweep: bool) -> String {
     if sweep {
         format!("{}@{}", runs.info.key, sweep_label(&runs.sweep))
@@ -143,6 +173,26 @@ fn run_config(args: &RunArgs, plan: &Plan) -> RunConfig {
         temperature: Some(plan.suite.sampling.temperature),
         seed: Some(plan.suite.sampling.seed),
         command_line: std::env::args().collect(),
+    }
+}
+
+/// Says on stderr how many measured runs failed and why the first did, when some did.
+fn warn_failed_runs(file: &ResultsFile) {
+    for (key, e) in &file.results {
+        let (failed, total, first) = e.prompts.values().fold((0, 0, None), |(f, t, first), p| {
+            let err = p.runs.iter().find_map(|r| r.error.as_deref());
+            (
+                f + p.total_runs - p.successful_runs,
+                t + p.total_runs,
+                first.or(err),
+            )
+        });
+        if failed > 0 && failed < total {
+            eprintln!(
+                "warning: {failed} of {total} measured runs of {key} failed (first: {})",
+                first.unwrap_or("?")
+            );
+        }
     }
 }
 
@@ -176,8 +226,22 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
                     runs: vec![runs],
                     end,
                     fatal: None,
+                    comparison: None,
                 }
             })
+        }
+        EnginePlan::Http(targets) => run_http(targets, &plan, &stop, &progress),
+        EnginePlan::CompareHttp {
+            settings,
+            llama_server,
+        } => {
+            crate::compare_http::measure(settings, llama_server.as_deref(), &plan, &stop, &progress)
+                .map(|c| Measured {
+                    runs: c.runs,
+                    end: c.end,
+                    fatal: c.fatal,
+                    comparison: c.comparison,
+                })
         }
         EnginePlan::Other(kind) => Err(EngineError::NotCompiled {
             engine: match kind {
@@ -191,7 +255,7 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
     progress.finish();
     let measured = measured?;
 
-    let sweep = measured.runs.len() > 1;
+    let sweep = measured.runs.iter().any(|r| !r.sweep.is_empty());
     let incomplete_reason = match (&measured.end, &measured.fatal) {
         (SuiteEnd::Interrupted, _) => Some("interrupted by the user".to_string()),
         (_, Some(e)) => Some(format!("{e:#}")),
@@ -212,12 +276,16 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         finished_at: Some(Local::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
         tool: Some(system::tool_info()),
         system: Some(system::system_info()),
-        http_comparison: None,
+        http_comparison: measured.comparison,
     };
     write::write_atomic(&output, &file)?;
     if !args.quiet {
         println!("{}", crate::report::render(&file, args.format));
+        if let (Some(c), crate::cli::Format::Table) = (&file.http_comparison, args.format) {
+            println!("{}", crate::compare_http::render(c));
+        }
     }
+    warn_failed_runs(&file);
     eprintln!("results: {}", output.display());
     // A plot that cannot be written fails the command, after the results are safe on disk.
     let mut plot_error = None;

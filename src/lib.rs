@@ -12,6 +12,7 @@
 pub mod bench;
 pub mod cli;
 pub mod compare;
+pub mod compare_http;
 pub mod engine;
 pub mod measure;
 pub mod plan;
@@ -19,6 +20,7 @@ pub mod progress;
 pub mod prompts;
 pub mod report;
 pub mod results;
+pub mod server;
 pub mod suite;
 pub mod telemetry;
 

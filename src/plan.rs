@@ -6,7 +6,8 @@ use std::str::FromStr;
 
 use serde_json::{json, Map, Value};
 
-use crate::cli::{EngineKind, RunArgs};
+use crate::cli::{Backend, EngineKind, HttpApi, RunArgs};
+use crate::engine::http::{Api, Flavor, HttpSettings};
 use crate::engine::llamacpp::{FlashAttn, LlamaCppSettings};
 use crate::engine::mock::MockSettings;
 use crate::engine::{PromptMode, Sampling};
@@ -128,6 +129,16 @@ pub enum EnginePlan {
     LlamaCpp(Vec<Combination<LlamaCppSettings>>),
     /// The scripted engine.
     Mock(MockSettings),
+    /// OpenAI-compatible servers over HTTP (`--engine http --url`, or the seed's `--backend`),
+    /// interleaved run by run.
+    Http(Vec<HttpSettings>),
+    /// llama.cpp in-process against the same build served by llama-server (`--compare-http`).
+    CompareHttp {
+        /// The in-process settings, which the server gets too.
+        settings: LlamaCppSettings,
+        /// `--llama-server` (or `INPROC_LLAMA_SERVER`); `None` looks in vendor/.
+        llama_server: Option<PathBuf>,
+    },
     /// Engines this build plans elsewhere (HTTP, vLLM).
     Other(EngineKind),
 }
@@ -269,6 +280,87 @@ fn llamacpp_combinations(a: &RunArgs) -> Result<Vec<Combination<LlamaCppSettings
     Ok(out)
 }
 
+/// The HTTP targets: `--url` for `--engine http`, or the seed's `--backend` with its URLs.
+fn http_targets(a: &RunArgs) -> Result<Vec<HttpSettings>, PlanError> {
+    let api = match a.api {
+        HttpApi::Chat => Api::Chat,
+        HttpApi::Completions => Api::Completions,
+    };
+    if api == Api::Completions && !a.raw_prompt {
+        return Err(flag_err(
+            "--api",
+            "completions sends the prompt text as is: add --raw-prompt, or use --api chat to let the server apply its chat template",
+        ));
+    }
+    let target = |key: &str, url: &str, flag: &str, flavor: Option<Flavor>| HttpSettings {
+        flavor,
+        ..HttpSettings::new(key, url, flag, api)
+    };
+    match (a.backend, &a.url) {
+        (Some(_), Some(_)) => Err(flag_err(
+            "--backend",
+            "pass --url or --backend, not both (--backend uses --llamacpp-url and --vllm-url)",
+        )),
+        (Some(b), None) => {
+            let llama = || target("llamacpp", &a.llamacpp_url, "--llamacpp-url", Some(Flavor::LlamaServer));
+            let vllm = || target("vllm", &a.vllm_url, "--vllm-url", Some(Flavor::Vllm));
+            Ok(match b {
+                Backend::Llamacpp => vec![llama()],
+                Backend::Vllm => vec![vllm()],
+                Backend::Both => vec![vllm(), llama()],
+            })
+        }
+        (None, Some(url)) => Ok(vec![target("http", url, "--url", None)]),
+        (None, None) => Err(flag_err(
+            "--url",
+            "required for --engine http: pass the server's base URL (e.g. http://127.0.0.1:8001), or --backend llamacpp|vllm|both",
+        )),
+    }
+}
+
+fn engine_plan(a: &RunArgs) -> Result<EnginePlan, PlanError> {
+    if a.compare_http {
+        if a.engine != EngineKind::Llamacpp || a.backend.is_some() || a.url.is_some() {
+            return Err(flag_err(
+                "--compare-http",
+                "compares --engine llamacpp with the llama-server it starts itself: drop --engine, --url and --backend",
+            ));
+        }
+        let mut combos = llamacpp_combinations(a)?;
+        if combos.len() != 1 {
+            return Err(flag_err(
+                "--compare-http",
+                format!(
+                    "measures one setting, and these flags make {} combinations: give single values instead of lists",
+                    combos.len()
+                ),
+            ));
+        }
+        return Ok(EnginePlan::CompareHttp {
+            settings: combos.remove(0).settings,
+            llama_server: a.llama_server.clone(),
+        });
+    }
+    Ok(match a.engine {
+        EngineKind::Http => EnginePlan::Http(http_targets(a)?),
+        EngineKind::Llamacpp if a.backend.is_some() => EnginePlan::Http(http_targets(a)?),
+        _ if a.backend.is_some() => {
+            return Err(flag_err(
+                "--backend",
+                "measures servers over HTTP: drop --engine",
+            ))
+        }
+        EngineKind::Llamacpp => EnginePlan::LlamaCpp(llamacpp_combinations(a)?),
+        EngineKind::Mock => EnginePlan::Mock(MockSettings {
+            ttft_ms: a.mock_ttft_ms,
+            itl_ms: a.mock_itl_ms,
+            chunk: a.mock_chunk,
+            fail_every: a.mock_fail_every,
+        }),
+        other => EnginePlan::Other(other),
+    })
+}
+
 impl Plan {
     /// Checks the flags and builds the plan.
     pub fn from_args(a: &RunArgs) -> Result<Self, PlanError> {
@@ -301,16 +393,7 @@ impl Plan {
                 template: a.chat_template.clone(),
             }
         };
-        let engine = match a.engine {
-            EngineKind::Llamacpp => EnginePlan::LlamaCpp(llamacpp_combinations(a)?),
-            EngineKind::Mock => EnginePlan::Mock(MockSettings {
-                ttft_ms: a.mock_ttft_ms,
-                itl_ms: a.mock_itl_ms,
-                chunk: a.mock_chunk,
-                fail_every: a.mock_fail_every,
-            }),
-            other => EnginePlan::Other(other),
-        };
+        let engine = engine_plan(a)?;
         Ok(Self {
             prompts,
             suite: SuiteOptions {
@@ -433,6 +516,77 @@ mod tests {
         assert_eq!(c[0].settings.n_gpu_layers, -1);
         assert_eq!(c[0].settings.ctx_size, 4096);
         assert!(c[0].settings.threads >= 1);
+    }
+
+    #[test]
+    fn the_seeds_backend_flags_map_onto_http_engines() {
+        let p = plan(&["--backend", "both"]).unwrap();
+        let EnginePlan::Http(t) = p.engine else {
+            panic!()
+        };
+        let keys: Vec<(&str, &str)> = t.iter().map(|s| (s.key.as_str(), s.url.as_str())).collect();
+        assert_eq!(
+            keys,
+            [
+                ("vllm", "http://localhost:8000"),
+                ("llamacpp", "http://localhost:8001")
+            ]
+        );
+        assert!(t.iter().all(|s| s.api == Api::Chat));
+        let p = plan(&[
+            "--engine",
+            "http",
+            "--url",
+            "http://127.0.0.1:9",
+            "--api",
+            "completions",
+            "--raw-prompt",
+        ])
+        .unwrap();
+        let EnginePlan::Http(t) = p.engine else {
+            panic!()
+        };
+        assert_eq!(
+            (t[0].key.as_str(), t[0].api, t[0].flavor),
+            ("http", Api::Completions, None)
+        );
+        let p = plan(&[
+            "--model",
+            "m.gguf",
+            "--compare-http",
+            "--llama-server",
+            "/x/llama-server",
+        ])
+        .unwrap();
+        let EnginePlan::CompareHttp {
+            settings,
+            llama_server,
+        } = p.engine
+        else {
+            panic!()
+        };
+        assert_eq!(settings.model, PathBuf::from("m.gguf"));
+        assert_eq!(llama_server, Some(PathBuf::from("/x/llama-server")));
+    }
+
+    #[test]
+    fn bad_http_flags_name_the_flag() {
+        let msg = |args: &[&str]| plan(args).unwrap_err().to_string();
+        assert!(msg(&["--engine", "http"]).starts_with("--url: required"));
+        assert!(msg(&[
+            "--engine",
+            "http",
+            "--url",
+            "http://h:1",
+            "--api",
+            "completions"
+        ])
+        .contains("--raw-prompt"));
+        assert!(msg(&["--backend", "vllm", "--url", "http://h:1"]).starts_with("--backend"));
+        assert!(
+            msg(&["--model", "m", "--compare-http", "--threads", "1,2"]).contains("2 combinations")
+        );
+        assert!(msg(&["--engine", "mock", "--compare-http"]).starts_with("--compare-http"));
     }
 
     #[test]

@@ -84,7 +84,7 @@ fn one_run(
     let outcome = engine.generate(&req, rec);
     let trace = rec.finish();
     match outcome {
-        Err(EngineError::Interrupted) => Err(EngineError::Interrupted),
+        Err(e @ (EngineError::Interrupted | EngineError::Stopped(_))) => Err(e),
         Err(e) => Ok(Err(e.to_string())),
         Ok(outcome) => Ok(RunMetrics::from_trace(&trace, outcome.prompt_tokens)
             .map(|m| (m, outcome))

@@ -1,8 +1,10 @@
 //! The engine interface: engines load a model, prepare prompts, and report generated tokens to the
 //! recorder. They never read the clock and never compute metrics.
 
+pub mod http;
 pub mod llamacpp;
 pub mod mock;
+pub mod sse;
 
 use serde_json::{Map, Value};
 
@@ -78,6 +80,13 @@ pub struct ServerTimings {
     pub headers_ms: Option<f64>,
     /// Request start to the first byte of the body.
     pub first_byte_ms: Option<f64>,
+    /// Generated tokens as the server's `usage` reports them.
+    pub usage_tokens: Option<u64>,
+    /// Tokens the stream's chunks accounted for, when that differed from the server's count (the
+    /// recorded deliveries were then corrected to the server's count).
+    pub counted_tokens: Option<u64>,
+    /// How tokens per chunk were counted: `timings`, `token_ids`, `logprobs` or `chunks`.
+    pub count_source: Option<String>,
 }
 
 /// What an engine returns for one request besides the token timeline.
@@ -137,6 +146,10 @@ pub enum EngineError {
     /// The user interrupted the run.
     #[error("interrupted")]
     Interrupted,
+    /// The engine cannot go on (a server it started has died); the suite stops like on Ctrl-C and
+    /// the caller reports why.
+    #[error("{0}")]
+    Stopped(String),
 }
 
 /// An inference engine under test.

@@ -68,6 +68,41 @@ impl Recorder {
         }
     }
 
+    /// Time since the request start on the recorder's clock (`None` before [`Recorder::start`]):
+    /// for milestones that are not tokens, such as an HTTP response's headers and first byte.
+    #[inline]
+    pub fn mark(&self) -> Option<Duration> {
+        self.start.map(|s| s.elapsed())
+    }
+
+    /// Makes the recorded token total equal `total` when a server's own count (HTTP `usage`)
+    /// disagrees with the deliveries: missing tokens are added to the last delivery (which then
+    /// counts as a multi-token delivery), surplus tokens are taken from the last deliveries.
+    /// Returns the total before the correction.
+    pub fn correct_total(&mut self, total: u64) -> u64 {
+        let before = self.tokens_so_far();
+        if total > before {
+            if let Some(last) = self.stamps.last_mut() {
+                let missing = u32::try_from(total - before).unwrap_or(u32::MAX);
+                last.1 = last.1.saturating_add(missing);
+            }
+        } else {
+            let mut surplus = before - total;
+            while surplus > 0 {
+                let Some(last) = self.stamps.last_mut() else {
+                    break;
+                };
+                let take = u64::from(last.1).min(surplus);
+                last.1 -= take as u32;
+                surplus -= take;
+                if last.1 == 0 {
+                    self.stamps.pop();
+                }
+            }
+        }
+        before
+    }
+
     /// Tokens recorded so far in this run.
     pub fn tokens_so_far(&self) -> u64 {
         self.stamps.iter().map(|&(_, n)| u64::from(n)).sum()
@@ -150,6 +185,24 @@ mod tests {
         assert_eq!(trace.tokens(), 4);
         assert!(trace.is_monotonic());
         assert!(trace.deliveries[1].at >= trace.deliveries[0].at);
+    }
+
+    #[test]
+    fn marks_and_total_corrections() {
+        let mut rec = Recorder::new(8, StopFlag::new());
+        assert_eq!(rec.mark(), None);
+        rec.start();
+        let m = rec.mark().unwrap();
+        rec.tokens(1);
+        rec.tokens(1);
+        rec.tokens(2);
+        assert!(rec.mark().unwrap() >= m);
+        assert_eq!(rec.correct_total(6), 4);
+        assert_eq!(rec.tokens_so_far(), 6);
+        assert_eq!(rec.correct_total(1), 6);
+        let trace = rec.finish();
+        assert_eq!(trace.tokens(), 1);
+        assert_eq!(trace.deliveries.len(), 1);
     }
 
     #[test]

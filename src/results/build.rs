@@ -15,6 +15,9 @@ fn server_record(s: &ServerTimings) -> ServerRecord {
         predicted_n: s.predicted_n,
         headers_ms: s.headers_ms,
         first_byte_ms: s.first_byte_ms,
+        usage_tokens: s.usage_tokens,
+        counted_tokens: s.counted_tokens,
+        count_source: s.count_source.clone(),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod gpu;
+pub mod http_comparison;
 pub mod read;
 pub mod schema;
 pub mod write;

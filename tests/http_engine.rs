@@ -1,0 +1,455 @@
+//! The HTTP engine and `--compare-http` against the real llama-server (build 11434) with SmolLM2 on
+//! loopback: exact token counts, the same text both ways, both sides in the JSON, and no server
+//! left behind (after a normal end, Ctrl-C, or the server dying). Never skipped: without llama-server
+//! these tests fail and name `vendor/build-llama-tools.sh`.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use common::*;
+use inproc_bench::engine::llamacpp::{FlashAttn, LlamaCppSettings};
+use inproc_bench::measure::StopFlag;
+use inproc_bench::server::{LlamaServer, ServerSettings, VENDOR_SERVER};
+use serde_json::Value;
+
+/// One test at a time: each loads the model twice (in-process and in the server), and timing-based
+/// steps must not starve each other on a small machine.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The llama-server under test: `INPROC_LLAMA_SERVER`, else the vendor build in this checkout.
+fn llama_server() -> PathBuf {
+    let p = std::env::var_os("INPROC_LLAMA_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(VENDOR_SERVER));
+    assert!(
+        p.is_file(),
+        "llama-server {} is missing: build it with vendor/build-llama-tools.sh (scripts/test.sh does), or set INPROC_LLAMA_SERVER",
+        p.display()
+    );
+    p
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie (state Z) has exited.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                != Some("Z")
+        })
+        .unwrap_or(false)
+}
+
+/// The pid in a line `llama-server … ready on … (pid N) …`.
+fn server_pid(stderr: &str) -> u32 {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("llama-server") && l.contains("ready on"))
+        .unwrap_or_else(|| panic!("no 'llama-server … ready on' line in\n{stderr}"));
+    line.split("(pid ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {line}"))
+}
+
+fn compare_args<'a>(model: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
+        "--engine",
+        "llamacpp",
+        "--model",
+        model,
+        "--compare-http",
+        "--threads",
+        "2",
+        "--prompt",
+        "short",
+        "--output",
+        out,
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
+#[test]
+fn compare_http_counts_exactly_matches_the_text_and_keeps_both_sides() {
+    let _serial = serial();
+    let bin = llama_server();
+    let model = model();
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("r.json");
+    let (m, o) = (model.to_str().unwrap(), out_path.to_str().unwrap());
+    let out = bin_with_server(&bin)
+        .args(compare_args(
+            m,
+            o,
+            &["--warmup", "1", "--runs", "3", "--max-tokens", "40"],
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !alive(server_pid(&stderr)),
+        "the server we started is stopped"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("IN-PROCESS vs HTTP"), "{stdout}");
+    assert!(
+        stdout.contains("text: identical both ways (3/3 HTTP runs, 3/3 in-process runs)"),
+        "{stdout}"
+    );
+
+    let j = read_json(&out_path);
+    let (a, b) = (&j["results"]["llamacpp"], &j["results"]["llamacpp-http"]);
+    assert_eq!(a["engine"], "llama.cpp");
+    assert_eq!(b["engine"], "llama-server (HTTP)");
+    assert!(
+        b["engine_version"].as_str().unwrap().contains("11434"),
+        "{}",
+        b["engine_version"]
+    );
+    assert_eq!(b["settings"]["endpoint"], "/v1/completions");
+    let args: Vec<&str> = b["details"]["server_args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for pair in [
+        ["--threads", "2"],
+        ["--ctx-size", "4096"],
+        ["--parallel", "1"],
+    ] {
+        assert!(args.windows(2).any(|w| w == pair), "{pair:?} in {args:?}");
+    }
+    assert!(args.contains(&"--no-cache-prompt"));
+    let (pa, pb) = (&a["prompts"]["short"], &b["prompts"]["short"]);
+    assert_eq!(
+        pa["prompt_text"], pb["prompt_text"],
+        "the same templated text both ways"
+    );
+    assert_eq!(pa["sample_output"], pb["sample_output"]);
+    for r in pb["runs"].as_array().unwrap() {
+        assert_eq!(r["tokens_generated"], 40, "{r}");
+        assert_eq!(r["finish_reason"], "length");
+        let s = &r["server"];
+        assert_eq!(s["count_source"], "timings", "{s}");
+        assert_eq!(s["usage_tokens"], 40);
+        assert!(
+            s.get("counted_tokens").is_none(),
+            "chunk counts agreed with usage: {s}"
+        );
+        assert_eq!(s["predicted_n"], 40);
+        assert_eq!(
+            s["prompt_n"], r["prompt_tokens"],
+            "no prompt cache: every prompt token evaluated"
+        );
+        assert!(
+            s["prompt_ms"].as_f64().unwrap() > 0.0 && s["predicted_ms"].as_f64().unwrap() > 0.0
+        );
+        assert!(s["headers_ms"].as_f64().unwrap() <= s["first_byte_ms"].as_f64().unwrap());
+    }
+    for r in pa["runs"].as_array().unwrap() {
+        assert_eq!(r["tokens_generated"], 40);
+    }
+
+    let c = &j["http_comparison"]["prompts"]["short"];
+    assert_eq!(j["http_comparison"]["inprocess_key"], "llamacpp");
+    assert_eq!(j["http_comparison"]["http_key"], "llamacpp-http");
+    assert_eq!(c["same_text"], true, "{c}");
+    assert_eq!(
+        c["prompt_tokens"][0], c["prompt_tokens"][1],
+        "both sides evaluated the same tokens"
+    );
+    for m in [
+        "ttft_ms",
+        "itl_mean_ms",
+        "tps",
+        "e2e_latency_ms",
+        "total_ms",
+    ] {
+        let w = &c["metrics"][m]["welch"];
+        let (lo, d, hi) = (
+            w["difference_ci_low"].as_f64().unwrap(),
+            w["difference"].as_f64().unwrap(),
+            w["difference_ci_high"].as_f64().unwrap(),
+        );
+        assert!(lo <= d && d <= hi, "{m}: {w}");
+        assert_eq!(c["metrics"][m]["inprocess"]["n"], 3);
+        assert_eq!(c["metrics"][m]["http"]["n"], 3);
+    }
+    let split = &c["http_split"];
+    for part in ["ttft", "per_token"] {
+        let s = &split[part];
+        let sum = s["server_minus_inprocess_ms"].as_f64().unwrap()
+            + s["client_overhead_ms"].as_f64().unwrap();
+        let total = s["http_ms"].as_f64().unwrap() - s["inprocess_ms"].as_f64().unwrap();
+        assert!((sum - total).abs() < 1e-9, "{part}: {s}");
+    }
+}
+
+/// The binary, with `INPROC_LLAMA_SERVER` pointing at the server under test.
+fn bin_with_server(server: &Path) -> Command {
+    let mut c = bin();
+    c.env("CI", "1").env("INPROC_LLAMA_SERVER", server);
+    c
+}
+
+/// Starts llama-server through the library, as `--compare-http` would, for `--engine http` runs.
+fn start_server() -> LlamaServer {
+    let settings = LlamaCppSettings {
+        model: model(),
+        n_gpu_layers: -1,
+        ctx_size: 2048,
+        threads: 2,
+        batch_size: 2048,
+        ubatch_size: 512,
+        flash_attn: FlashAttn::Auto,
+        verbose: false,
+    };
+    LlamaServer::start(
+        &ServerSettings::matching(&settings, llama_server()),
+        &StopFlag::new(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn the_http_engine_streams_both_apis_with_exact_counts_and_the_in_process_text() {
+    let _serial = serial();
+    let server = start_server();
+    let dir = tempfile::tempdir().unwrap();
+    let model = model();
+    let bench = |name: &str, extra: &[&str]| -> Value {
+        let out_path = dir.path().join(format!("{name}.json"));
+        let mut args = vec![
+            "--prompt",
+            "short",
+            "--warmup",
+            "1",
+            "--runs",
+            "2",
+            "--max-tokens",
+            "24",
+            "--quiet",
+            "--output",
+            out_path.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        assert!(out.status.success(), "{name}: {}", show(&out));
+        read_json(&out_path)
+    };
+    let url = server.url().to_string();
+    let raw = bench(
+        "completions",
+        &[
+            "--engine",
+            "http",
+            "--url",
+            &url,
+            "--api",
+            "completions",
+            "--raw-prompt",
+        ],
+    );
+    let chat = bench("chat", &["--engine", "http", "--url", &url]);
+    let seed = bench("seed", &["--backend", "llamacpp", "--llamacpp-url", &url]);
+    let inproc = bench(
+        "inproc",
+        &[
+            "--engine",
+            "llamacpp",
+            "--model",
+            model.to_str().unwrap(),
+            "--threads",
+            "2",
+            "--ctx-size",
+            "2048",
+            "--raw-prompt",
+        ],
+    );
+    for (j, key) in [(&raw, "http"), (&chat, "http"), (&seed, "llamacpp")] {
+        let p = &j["results"][key]["prompts"]["short"];
+        assert_eq!(p["successful_runs"], 2, "{key}: {p}");
+        for r in p["runs"].as_array().unwrap() {
+            assert_eq!(r["tokens_generated"], 24, "{r}");
+            assert_eq!(r["server"]["count_source"], "timings");
+            assert_eq!(r["server"]["usage_tokens"], 24);
+        }
+    }
+    assert_eq!(
+        raw["results"]["http"]["prompts"]["short"]["sample_output"],
+        inproc["results"]["llamacpp"]["prompts"]["short"]["sample_output"],
+        "greedy and ignore-eos: the same text in-process and over HTTP"
+    );
+    assert_eq!(
+        seed["results"]["llamacpp"]["settings"]["endpoint"],
+        "/v1/chat/completions"
+    );
+    let pid = server.pid();
+    drop(server);
+    assert!(!alive(pid));
+}
+
+/// Spawns a long comparison and returns it with a receiver of its stderr lines.
+fn spawn_long_compare(dir: &Path) -> (Child, Receiver<String>, PathBuf) {
+    let out_path = dir.join("r.json");
+    let model = model();
+    let mut child = bin_with_server(&llama_server())
+        .args(compare_args(
+            model.to_str().unwrap(),
+            out_path.to_str().unwrap(),
+            &["--warmup", "0", "--runs", "200", "--max-tokens", "30"],
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx, out_path)
+}
+
+/// Waits until the server has received a request (`GET /slots` shows a task): with no warmup, the
+/// first in-process run has then finished, since the two sides take turns.
+fn wait_first_request(stderr: &str) {
+    let url = stderr
+        .split("ready on http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no URL in {stderr}"))
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        let slots = TcpStream::connect(&url).and_then(|mut s| {
+            write!(
+                s,
+                "GET /slots HTTP/1.1\r\nHost: {url}\r\nConnection: close\r\n\r\n"
+            )?;
+            let mut body = String::new();
+            s.read_to_string(&mut body)?;
+            Ok(body)
+        });
+        if slots.is_ok_and(|b| b.contains("\"id_task\"")) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("llama-server at {url} never received a request");
+}
+
+/// Waits for the `ready on` line and returns the server's pid and every line so far.
+fn wait_ready(rx: &Receiver<String>) -> (u32, String) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen = String::new();
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("ready on") {
+                return (server_pid(&seen), seen);
+            }
+        }
+    }
+    panic!("llama-server did not get ready:\n{seen}");
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("the benchmark did not exit");
+}
+
+fn rest(rx: &Receiver<String>) -> String {
+    rx.try_iter().collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn ctrl_c_saves_the_finished_runs_and_stops_the_server() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, rx, out_path) = spawn_long_compare(dir.path());
+    let (pid, seen) = wait_ready(&rx);
+    assert!(alive(pid));
+    wait_first_request(&seen);
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = wait_exit(&mut child);
+    assert_eq!(status.code(), Some(130), "{}", rest(&rx));
+    assert!(
+        !alive(pid),
+        "llama-server {pid} is still running after Ctrl-C"
+    );
+    let j = read_json(&out_path);
+    assert_eq!(j["complete"], false);
+    assert_eq!(j["incomplete_reason"], "interrupted by the user");
+    let done = j["results"]["llamacpp"]["prompts"]["short"]["successful_runs"]
+        .as_u64()
+        .unwrap();
+    assert!(done >= 1, "runs that finished are kept");
+}
+
+#[test]
+fn a_server_dying_mid_run_stops_with_a_clear_error_and_keeps_the_runs() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, rx, out_path) = spawn_long_compare(dir.path());
+    let (pid, seen) = wait_ready(&rx);
+    wait_first_request(&seen);
+    assert!(Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = wait_exit(&mut child);
+    let stderr = rest(&rx);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("Error:"))
+        .unwrap_or_default();
+    assert!(
+        error.contains("the run stopped early")
+            && error.contains("llama-server exited during the runs"),
+        "{stderr}"
+    );
+    let j = read_json(&out_path);
+    assert_eq!(j["complete"], false);
+    assert!(j["incomplete_reason"]
+        .as_str()
+        .unwrap()
+        .contains("llama-server exited"));
+    assert!(
+        j["results"]["llamacpp"]["prompts"]["short"]["successful_runs"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+}
