@@ -94,6 +94,14 @@ pub fn write_text_atomic(path: &Path, text: &str) -> Result<(), WriteError> {
         .suffix(".tmp")
         .tempfile_in(&dir)
         .map_err(not_writable)?;
+    // Temporary files are private (0600); a results file is an ordinary one.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(not_writable)?;
+    }
     tmp.write_all(text.as_bytes()).map_err(not_writable)?;
     tmp.as_file().sync_all().map_err(not_writable)?;
     tmp.persist_noclobber(path).map_err(|e| {
@@ -128,6 +136,12 @@ mod tests {
         let err = write_text_atomic(&p, "two").unwrap_err();
         assert!(matches!(err, WriteError::Exists(_)));
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "one");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o644);
+        }
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
         assert!(check_writable(&p).is_err());

@@ -285,7 +285,10 @@ fn power_and_energy(
         return (None, None);
     }
     let mean_w = power_w.iter().sum::<f64>() / power_w.len() as f64;
-    (Some(mean_w), (elapsed_s > 0.0).then(|| mean_w * elapsed_s))
+    (
+        Some(mean_w),
+        (elapsed_s > 0.0).then_some(mean_w * elapsed_s),
+    )
 }
 
 /// Device memory in use (bytes), device-wide.
