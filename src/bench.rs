@@ -60,12 +60,18 @@ fn measure_one(
     watch.start_runs();
     let (mut runs, end) = suite::run(&mut engines, prepared, &plan.suite, stop, progress);
     let mut one = runs.pop().context("the suite returned no engine")?;
+    // The watch samples from before the warmup runs, so their tokens count too.
     let tokens: u64 = one
         .prompts
         .iter()
-        .flat_map(|p| p.runs.iter())
-        .filter_map(|r| r.as_ref().ok())
-        .map(|(m, _)| m.tokens_generated)
+        .map(|p| {
+            p.warmup_tokens
+                + p.runs
+                    .iter()
+                    .filter_map(|r| r.as_ref().ok())
+                    .map(|(m, _)| m.tokens_generated)
+                    .sum::<u64>()
+        })
         .sum();
     one.gpu = Some(watch.finish_runs(tokens));
     Ok((one, end))

@@ -34,6 +34,8 @@ pub struct PromptRuns {
     pub prepared: PreparedPrompt,
     /// Warmup runs done.
     pub warmup_done: u32,
+    /// Tokens the warmup runs generated (GPU energy covers them too).
+    pub warmup_tokens: u64,
     /// Measured runs, in order.
     pub runs: Vec<RunResult>,
 }
@@ -128,6 +130,7 @@ pub fn run(
             let mut runs = PromptRuns {
                 prepared: prompt.clone(),
                 warmup_done: 0,
+                warmup_tokens: 0,
                 runs: Vec::with_capacity(opts.runs as usize),
             };
             for w in 0..opts.warmup {
@@ -138,12 +141,14 @@ pub fn run(
                     w + 1,
                     opts.warmup
                 ));
-                if stop.is_raised()
-                    || one_run(&mut **engine, prompt, &opts.sampling, &mut rec).is_err()
-                {
-                    out[ei].prompts.push(runs);
-                    return (out, SuiteEnd::Interrupted);
-                }
+                let warm = match one_run(&mut **engine, prompt, &opts.sampling, &mut rec) {
+                    Ok(warm) if !stop.is_raised() => warm,
+                    _ => {
+                        out[ei].prompts.push(runs);
+                        return (out, SuiteEnd::Interrupted);
+                    }
+                };
+                runs.warmup_tokens += warm.map_or(0, |(m, _)| m.tokens_generated);
                 runs.warmup_done += 1;
                 progress.inc();
             }
