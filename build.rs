@@ -40,6 +40,8 @@ fn main() {
         std::env::var("PROFILE").unwrap_or_default()
     );
 
+    python_rpath();
+
     for path in [".git/HEAD", ".git/index", ".git/refs/heads"] {
         if std::path::Path::new(path).exists() {
             println!("cargo:rerun-if-changed={path}");
@@ -47,3 +49,21 @@ fn main() {
     }
     println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
 }
+
+/// With the `vllm` feature the binary links libpython: record its directory as an rpath, so the
+/// binary starts without LD_LIBRARY_PATH (a pyenv or venv Python keeps it outside the system paths).
+#[cfg(feature = "vllm")]
+fn python_rpath() {
+    let config = pyo3_build_config::get();
+    if let Some(dir) = config.lib_dir() {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+    }
+    println!(
+        "cargo:rustc-env=INPROC_PYTHON_VERSION={}.{}",
+        config.version().major,
+        config.version().minor
+    );
+}
+
+#[cfg(not(feature = "vllm"))]
+fn python_rpath() {}

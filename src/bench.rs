@@ -10,7 +10,8 @@ use crate::cli::RunArgs;
 use crate::engine::http::{HttpEngine, HttpSettings};
 use crate::engine::llamacpp::{LlamaCppEngine, LlamaCppSettings};
 use crate::engine::mock::MockEngine;
-use crate::engine::{Engine, EngineError};
+use crate::engine::vllm::{VllmEngine, VllmSettings};
+use crate::engine::Engine;
 use crate::measure::StopFlag;
 use crate::plan::{sweep_label, Combination, EnginePlan, Plan};
 use crate::progress::Progress;
@@ -134,6 +135,29 @@ fn run_llamacpp(
     Ok(out)
 }
 
+fn run_vllm(
+    settings: &VllmSettings,
+    plan: &Plan,
+    stop: &StopFlag,
+    progress: &Progress,
+) -> anyhow::Result<Measured> {
+    let mut watch = GpuWatch::new(0);
+    progress.status(&format!(
+        "loading vLLM and {} (a first start takes a minute)",
+        settings.model.display()
+    ));
+    watch.before_load();
+    let mut engine = VllmEngine::load(settings.clone())?;
+    watch.after_load();
+    let (runs, end) = measure_one(&mut engine, &mut watch, plan, stop, progress)?;
+    Ok(Measured {
+        runs: vec![runs],
+        end,
+        fatal: None,
+        comparison: None,
+    })
+}
+
 /// Connects to every server first (so a wrong URL fails before any run), then runs them
 /// interleaved run by run.
 fn run_http(
@@ -249,14 +273,7 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
                     comparison: c.comparison,
                 })
         }
-        EnginePlan::Other(kind) => Err(EngineError::NotCompiled {
-            engine: match kind {
-                crate::cli::EngineKind::Vllm => "vllm",
-                _ => "http",
-            },
-            feature: "vllm",
-        }
-        .into()),
+        EnginePlan::Vllm(settings) => run_vllm(settings, &plan, &stop, &progress),
     };
     progress.finish();
     let measured = measured?;

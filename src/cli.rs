@@ -261,10 +261,10 @@ pub struct RunArgs {
     pub python_env: Option<PathBuf>,
     /// Fraction of GPU memory vLLM may take.
     #[arg(long, default_value_t = 0.9, help_heading = "vLLM")]
-    pub gpu_memory_utilization: f32,
+    pub gpu_memory_utilization: f64,
     /// GiB of weights to keep in CPU memory (for models larger than the GPU).
     #[arg(long, default_value_t = 0.0, help_heading = "vLLM")]
-    pub cpu_offload_gb: f32,
+    pub cpu_offload_gb: f64,
     /// Maximum sequence length (default: the model's).
     #[arg(long, help_heading = "vLLM")]
     pub max_model_len: Option<u32>,

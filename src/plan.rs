@@ -10,6 +10,7 @@ use crate::cli::{Backend, EngineKind, HttpApi, RunArgs};
 use crate::engine::http::{Api, Flavor, HttpSettings};
 use crate::engine::llamacpp::{FlashAttn, LlamaCppSettings};
 use crate::engine::mock::MockSettings;
+use crate::engine::vllm::VllmSettings;
 use crate::engine::{PromptMode, Sampling};
 use crate::prompts::{self, PromptError, PromptSpec};
 use crate::suite::SuiteOptions;
@@ -139,8 +140,8 @@ pub enum EnginePlan {
         /// `--llama-server` (or `INPROC_LLAMA_SERVER`); `None` looks in vendor/.
         llama_server: Option<PathBuf>,
     },
-    /// Engines this build plans elsewhere (HTTP, vLLM).
-    Other(EngineKind),
+    /// vLLM in-process.
+    Vllm(VllmSettings),
 }
 
 /// A checked plan.
@@ -318,6 +319,60 @@ fn http_targets(a: &RunArgs) -> Result<Vec<HttpSettings>, PlanError> {
     }
 }
 
+fn vllm_settings(a: &RunArgs) -> Result<VllmSettings, PlanError> {
+    let model = a.model.as_deref().ok_or_else(|| {
+        flag_err(
+            "--model",
+            "required for --engine vllm: pass a Hugging Face model folder (python/make_smollm2_hf.py makes models/hf/SmolLM2-135M-Instruct)",
+        )
+    })?;
+    if model.contains(',') {
+        return Err(flag_err(
+            "--model",
+            "--engine vllm measures one model per run: give one folder",
+        ));
+    }
+    let threads = match &a.threads {
+        None => default_threads(),
+        Some(t) => match parse_list::<u32>("--threads", t)?.as_slice() {
+            [n] if *n > 0 => *n,
+            [_] => return Err(flag_err("--threads", "must be at least 1")),
+            _ => {
+                return Err(flag_err(
+                    "--threads",
+                    "--engine vllm takes one thread count, not a list",
+                ))
+            }
+        },
+    };
+    if !(a.gpu_memory_utilization > 0.0 && a.gpu_memory_utilization <= 1.0) {
+        return Err(flag_err(
+            "--gpu-memory-utilization",
+            "must be a fraction in (0, 1]",
+        ));
+    }
+    if !(a.cpu_offload_gb >= 0.0 && a.cpu_offload_gb.is_finite()) {
+        return Err(flag_err("--cpu-offload-gb", "must be 0 or more GiB"));
+    }
+    if a.tensor_parallel_size == 0 {
+        return Err(flag_err("--tensor-parallel-size", "must be at least 1"));
+    }
+    Ok(VllmSettings {
+        model: PathBuf::from(model.trim()),
+        python_env: a.python_env.clone(),
+        threads,
+        gpu_memory_utilization: a.gpu_memory_utilization,
+        cpu_offload_gb: a.cpu_offload_gb,
+        max_model_len: a.max_model_len,
+        tensor_parallel_size: a.tensor_parallel_size,
+        quantization: a.quantization.clone(),
+        dtype: a.dtype.clone(),
+        enforce_eager: a.enforce_eager,
+        enable_prefix_caching: a.enable_prefix_caching,
+        verbose: a.verbose,
+    })
+}
+
 fn engine_plan(a: &RunArgs) -> Result<EnginePlan, PlanError> {
     if a.compare_http {
         if a.engine != EngineKind::Llamacpp || a.backend.is_some() || a.url.is_some() {
@@ -351,13 +406,13 @@ fn engine_plan(a: &RunArgs) -> Result<EnginePlan, PlanError> {
             ))
         }
         EngineKind::Llamacpp => EnginePlan::LlamaCpp(llamacpp_combinations(a)?),
+        EngineKind::Vllm => EnginePlan::Vllm(vllm_settings(a)?),
         EngineKind::Mock => EnginePlan::Mock(MockSettings {
             ttft_ms: a.mock_ttft_ms,
             itl_ms: a.mock_itl_ms,
             chunk: a.mock_chunk,
             fail_every: a.mock_fail_every,
         }),
-        other => EnginePlan::Other(other),
     })
 }
 
@@ -567,6 +622,44 @@ mod tests {
         };
         assert_eq!(settings.model, PathBuf::from("m.gguf"));
         assert_eq!(llama_server, Some(PathBuf::from("/x/llama-server")));
+    }
+
+    #[test]
+    fn vllm_flags_become_engine_settings_and_bad_ones_name_the_flag() {
+        let p = plan(&[
+            "--engine",
+            "vllm",
+            "--model",
+            "models/hf/m",
+            "--threads",
+            "3",
+            "--max-model-len",
+            "2048",
+            "--enforce-eager",
+        ])
+        .unwrap();
+        let EnginePlan::Vllm(s) = p.engine else {
+            panic!("not a vLLM plan")
+        };
+        assert_eq!(s.model, PathBuf::from("models/hf/m"));
+        assert_eq!(s.threads, 3);
+        assert_eq!(s.max_model_len, Some(2048));
+        assert!(s.enforce_eager && !s.enable_prefix_caching);
+        let msg = |args: &[&str]| plan(args).unwrap_err().to_string();
+        assert!(msg(&["--engine", "vllm"]).starts_with("--model: required for --engine vllm"));
+        assert!(msg(&["--engine", "vllm", "--model", "a,b"]).contains("one model"));
+        assert!(
+            msg(&["--engine", "vllm", "--model", "a", "--threads", "1,2"]).contains("not a list")
+        );
+        assert!(msg(&[
+            "--engine",
+            "vllm",
+            "--model",
+            "a",
+            "--gpu-memory-utilization",
+            "1.5"
+        ])
+        .starts_with("--gpu-memory-utilization"));
     }
 
     #[test]

@@ -5,6 +5,12 @@ pub mod http;
 pub mod llamacpp;
 pub mod mock;
 pub mod sse;
+pub mod vllm;
+#[cfg(feature = "vllm")]
+mod vllm_python;
+#[cfg(not(feature = "vllm"))]
+#[path = "vllm_missing.rs"]
+mod vllm_python;
 
 use serde_json::{Map, Value};
 

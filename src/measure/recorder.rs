@@ -35,7 +35,7 @@ pub struct Delivery {
 }
 
 /// Records the timeline of one request. Created per run; cheap to reuse with [`Recorder::start`].
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Recorder {
     start: Option<Instant>,
     stamps: Vec<(Instant, u32)>,

@@ -1,0 +1,34 @@
+//! Stand-in for the vLLM engine in builds without the `vllm` feature: same interface, and loading
+//! says which feature to build with.
+
+use super::vllm::VllmSettings;
+use super::{Engine, EngineError, EngineInfo, Outcome, PreparedPrompt, PromptMode, Request};
+use crate::measure::Recorder;
+use crate::prompts::PromptSpec;
+
+/// The vLLM engine; this build has none, so it cannot be made.
+pub enum VllmEngine {}
+
+impl VllmEngine {
+    /// Always fails: the binary was built without the `vllm` feature.
+    pub fn load(_settings: VllmSettings) -> Result<Self, EngineError> {
+        Err(EngineError::NotCompiled {
+            engine: "vllm",
+            feature: "vllm",
+        })
+    }
+}
+
+impl Engine for VllmEngine {
+    fn info(&self) -> EngineInfo {
+        match *self {}
+    }
+
+    fn prepare(&mut self, _: &PromptSpec, _: &PromptMode) -> Result<PreparedPrompt, EngineError> {
+        match *self {}
+    }
+
+    fn generate(&mut self, _: &Request<'_>, _: &mut Recorder) -> Result<Outcome, EngineError> {
+        match *self {}
+    }
+}

@@ -1,0 +1,420 @@
+//! The vLLM engine (feature `vllm`): CPython embedded through pyo3 runs vLLM's `LLMEngine` in this
+//! process and thread, driven by `python/inproc_bench_vllm.py` (compiled into the binary); a Rust
+//! callback hands each step's new tokens to the recorder the moment vLLM returns them.
+
+use std::ffi::{CStr, CString};
+use std::mem::MaybeUninit;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyCFunction, PyDict, PyTuple};
+use serde_json::{json, Map, Value};
+
+use super::vllm::{find_python_env, PythonEnv, VllmSettings};
+use super::{
+    Engine, EngineError, EngineInfo, Finish, Outcome, PreparedPrompt, PromptMode, Request,
+};
+use crate::measure::Recorder;
+use crate::prompts::PromptSpec;
+
+/// The Python side of the engine, compiled into the binary.
+const DRIVER_SOURCE: &str = include_str!("../../python/inproc_bench_vllm.py");
+
+/// The interpreter this process started, or why it could not; Python starts once per process.
+static INTERPRETER: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// Reads a `PyStatus`'s message.
+fn status_message(status: &ffi::PyStatus) -> String {
+    let part = |p: *const std::ffi::c_char| {
+        if p.is_null() {
+            None
+        } else {
+            // SAFETY: CPython's status strings are static, NUL-terminated C strings.
+            Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+        }
+    };
+    match (part(status.func), part(status.err_msg)) {
+        (Some(f), Some(m)) => format!("{f}: {m}"),
+        (None, Some(m)) => m,
+        _ => format!("exit code {}", status.exitcode),
+    }
+}
+
+/// Starts CPython with `sys.executable` set to the environment's interpreter, so that `sys.prefix`,
+/// site-packages and the subprocesses vLLM spawns are the environment's and never this binary.
+/// Python's own signal handlers stay off: Ctrl-C belongs to the benchmark.
+fn init_interpreter(executable: &Path) -> Result<(), String> {
+    let exe = CString::new(executable.as_os_str().as_bytes())
+        .map_err(|_| format!("{} contains a NUL byte", executable.display()))?;
+    // SAFETY: the PyConfig is initialised by PyConfig_InitPythonConfig before any field is touched
+    // and cleared once; `exe` outlives the call that copies it; Py_IsInitialized guards against a
+    // second start; PyEval_SaveThread releases the GIL this thread holds after initialisation.
+    unsafe {
+        if ffi::Py_IsInitialized() != 0 {
+            return Err("Python was already started in this process by something else".into());
+        }
+        let mut config = MaybeUninit::<ffi::PyConfig>::uninit();
+        let cfg = config.as_mut_ptr();
+        ffi::PyConfig_InitPythonConfig(cfg);
+        (*cfg).install_signal_handlers = 0;
+        (*cfg).parse_argv = 0;
+        let status = ffi::PyConfig_SetBytesString(
+            cfg,
+            std::ptr::addr_of_mut!((*cfg).executable),
+            exe.as_ptr(),
+        );
+        if ffi::PyStatus_Exception(status) != 0 {
+            ffi::PyConfig_Clear(cfg);
+            return Err(status_message(&status));
+        }
+        let status = ffi::Py_InitializeFromConfig(cfg);
+        ffi::PyConfig_Clear(cfg);
+        if ffi::PyStatus_Exception(status) != 0 {
+            return Err(status_message(&status));
+        }
+        ffi::PyEval_SaveThread();
+    }
+    Ok(())
+}
+
+/// Starts the embedded interpreter for `env` (once per process).
+fn start_interpreter(env: &PythonEnv) -> Result<(), EngineError> {
+    let started = INTERPRETER
+        .get_or_init(|| init_interpreter(&env.executable).map(|()| env.executable.clone()));
+    match started {
+        Ok(exe) if *exe == env.executable => Ok(()),
+        Ok(exe) => Err(EngineError::Load(format!(
+            "this process already embeds the Python of {}; it cannot switch to {}",
+            exe.display(),
+            env.executable.display()
+        ))),
+        Err(e) => Err(EngineError::Load(format!(
+            "cannot start the embedded Python from {}: {e}",
+            env.executable.display()
+        ))),
+    }
+}
+
+/// The Python version this binary links, `major.minor`.
+const EMBEDDED_PYTHON: &str = env!("INPROC_PYTHON_VERSION");
+
+/// Refuses an environment made from another Python version than the one embedded: its packages
+/// would not import.
+fn check_env_python(env: &PythonEnv) -> Result<(), EngineError> {
+    let Ok(cfg) = std::fs::read_to_string(env.root.join("pyvenv.cfg")) else {
+        return Ok(());
+    };
+    let version = cfg.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        matches!(k.trim(), "version" | "version_info").then(|| v.trim().to_string())
+    });
+    match version {
+        Some(v) if v != EMBEDDED_PYTHON && !v.starts_with(&format!("{EMBEDDED_PYTHON}.")) => {
+            Err(EngineError::Load(format!(
+                "the Python environment {} is Python {v} but this binary embeds Python {EMBEDDED_PYTHON}: recreate it with INPROC_PYTHON=python{EMBEDDED_PYTHON} python/setup-vllm-env.sh, or rebuild with PYO3_PYTHON pointing at its Python",
+                env.root.display()
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// One line for a Python exception: the driver's own errors as they are, others with their type;
+/// with `verbose` the traceback goes to stderr first.
+fn describe(py: Python<'_>, err: &PyErr, verbose: bool) -> String {
+    if verbose {
+        err.print(py);
+    }
+    let ty = err
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "exception".into());
+    let msg = one_line(&err.value(py).to_string());
+    if ty == "DriverError" {
+        msg
+    } else if verbose {
+        format!("{ty}: {msg}")
+    } else {
+        format!("{ty}: {msg} (--verbose shows the Python traceback)")
+    }
+}
+
+/// A multi-line exception message (pydantic's validation errors) as one line of bounded length.
+fn one_line(msg: &str) -> String {
+    const MAX_CHARS: usize = 400;
+    let msg = msg
+        .split("For further information visit")
+        .next()
+        .unwrap_or_default();
+    let flat = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}…", &flat[..cut]),
+        None => flat,
+    }
+}
+
+/// Python's `json` round trip: serde values in, Python objects out, and back.
+fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
+    py.import("json")?
+        .call_method1("loads", (value.to_string(),))
+}
+
+fn from_python(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    let text: String = obj
+        .py()
+        .import("json")?
+        .call_method1("dumps", (obj,))?
+        .extract()?;
+    serde_json::from_str(&text).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+}
+
+/// vLLM in this process.
+pub struct VllmEngine {
+    settings: VllmSettings,
+    env: PythonEnv,
+    driver: Py<PyAny>,
+    load_ms: f64,
+    details: Map<String, Value>,
+    max_model_len: Option<u64>,
+}
+
+impl VllmEngine {
+    /// Starts Python in the environment, imports vLLM and builds its engine on the model.
+    pub fn load(settings: VllmSettings) -> Result<Self, EngineError> {
+        settings.check_model()?;
+        let env = find_python_env(settings.python_env.as_deref())?;
+        check_env_python(&env)?;
+        let started = Instant::now();
+        start_interpreter(&env)?;
+        let verbose = settings.verbose;
+        let model = settings
+            .model
+            .canonicalize()
+            .unwrap_or_else(|_| settings.model.clone());
+        let engine_args = Value::Object(settings.engine_args());
+        let (driver, info, python_start_ms) = Python::attach(|py| {
+            let load = || -> PyResult<(Py<PyAny>, Value, f64)> {
+                let source = CString::new(DRIVER_SOURCE)
+                    .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+                let module = PyModule::from_code(
+                    py,
+                    &source,
+                    c"inproc_bench_vllm.py",
+                    c"inproc_bench_vllm",
+                )?;
+                let python_start_ms = started.elapsed().as_secs_f64() * 1e3;
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("verbose", verbose)?;
+                kwargs.set_item("threads", settings.threads)?;
+                let driver = module.getattr("Driver")?.call(
+                    (model.display().to_string(), to_python(py, &engine_args)?),
+                    Some(&kwargs),
+                )?;
+                let info = from_python(&driver.call_method0("info")?)?;
+                Ok((driver.unbind(), info, python_start_ms))
+            };
+            load().map_err(|e| EngineError::Load(describe(py, &e, verbose)))
+        })?;
+        let load_ms = started.elapsed().as_secs_f64() * 1e3;
+        let mut details = match info {
+            Value::Object(m) => m,
+            other => Map::from_iter([("info".to_string(), other)]),
+        };
+        details.insert("python_start_ms".into(), json!(python_start_ms));
+        details.insert("engine_start_ms".into(), json!(load_ms - python_start_ms));
+        let max_model_len = details.get("max_model_len").and_then(Value::as_u64);
+        Ok(Self {
+            settings,
+            env,
+            driver,
+            load_ms,
+            details,
+            max_model_len,
+        })
+    }
+
+    fn version(&self, package: &str) -> Option<&str> {
+        self.details.get("versions")?.get(package)?.as_str()
+    }
+
+    /// Calls a driver method and maps a Python exception to `wrap`.
+    fn call<T>(
+        &self,
+        wrap: fn(String) -> EngineError,
+        f: impl for<'py> FnOnce(&Bound<'py, PyAny>) -> PyResult<T>,
+    ) -> Result<T, EngineError> {
+        let verbose = self.settings.verbose;
+        Python::attach(|py| f(self.driver.bind(py)).map_err(|e| wrap(describe(py, &e, verbose))))
+    }
+}
+
+impl Engine for VllmEngine {
+    fn info(&self) -> EngineInfo {
+        let s = &self.settings;
+        let mut settings = Map::new();
+        settings.insert("model".into(), json!(s.model.display().to_string()));
+        settings.insert("threads".into(), json!(s.threads));
+        settings.insert(
+            "python_env".into(),
+            json!(self.env.root.display().to_string()),
+        );
+        settings.extend(s.engine_args());
+        let version = format!(
+            "{} (torch {}, Python {}, in-process)",
+            self.version("vllm").unwrap_or("?"),
+            self.version("torch").unwrap_or("?"),
+            self.version("python").unwrap_or("?"),
+        );
+        EngineInfo {
+            key: "vllm".into(),
+            name: "vLLM".into(),
+            version,
+            model: s.model.display().to_string(),
+            settings,
+            load_ms: self.load_ms,
+            details: self.details.clone(),
+        }
+    }
+
+    fn prepare(
+        &mut self,
+        prompt: &PromptSpec,
+        mode: &PromptMode,
+    ) -> Result<PreparedPrompt, EngineError> {
+        let text = match mode {
+            PromptMode::Raw => prompt.prompt.clone(),
+            PromptMode::Chat { template: Some(name) } => {
+                return Err(EngineError::Prompt(format!(
+                    "--chat-template {name} names a llama.cpp template; the vllm engine applies the model's own: drop --chat-template, or pass --raw-prompt"
+                )))
+            }
+            PromptMode::Chat { template: None } => {
+                let templated: Option<String> = self.call(EngineError::Prompt, |d| {
+                    d.call_method1("chat_prompt", (prompt.prompt.as_str(),))?
+                        .extract()
+                })?;
+                templated.ok_or_else(|| {
+                    EngineError::Prompt(format!(
+                        "{} has no chat template: pass --raw-prompt",
+                        self.settings.model.display()
+                    ))
+                })?
+            }
+        };
+        let n_prompt: u64 = self.call(EngineError::Prompt, |d| {
+            d.call_method1("count_tokens", (text.as_str(),))?.extract()
+        })?;
+        let need = n_prompt + u64::from(prompt.max_tokens);
+        if let Some(max_len) = self.max_model_len.filter(|&m| need > m) {
+            return Err(EngineError::Prompt(format!(
+                "prompt '{}' needs {need} tokens ({n_prompt} prompt + {} generated) but the model length is {max_len}: raise --max-model-len or lower --max-tokens",
+                prompt.name, prompt.max_tokens
+            )));
+        }
+        Ok(PreparedPrompt {
+            name: prompt.name.clone(),
+            text,
+            max_tokens: prompt.max_tokens,
+            prompt_tokens: Some(n_prompt),
+        })
+    }
+
+    fn generate(&mut self, req: &Request<'_>, rec: &mut Recorder) -> Result<Outcome, EngineError> {
+        let sampling = req.sampling;
+        let seed = (sampling.temperature > 0.0).then_some(sampling.seed);
+        // The callback must own what it touches, so the recorder moves into it for the request
+        // and comes back after.
+        let slot = Arc::new(Mutex::new(Some(std::mem::take(rec))));
+        let sink = Arc::clone(&slot);
+        let on_tokens =
+            move |args: &Bound<'_, PyTuple>, _: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
+                let n: u32 = args.get_item(0)?.extract()?;
+                let mut guard = sink
+                    .lock()
+                    .map_err(|_| PyRuntimeError::new_err("the recorder's lock is poisoned"))?;
+                if let Some(r) = guard.as_mut() {
+                    r.tokens(n);
+                    if r.should_stop() {
+                        return Err(PyKeyboardInterrupt::new_err("interrupted"));
+                    }
+                }
+                Ok(())
+            };
+        let verbose = self.settings.verbose;
+        let result = Python::attach(|py| {
+            let run = || -> PyResult<Bound<'_, PyAny>> {
+                let callback = PyCFunction::new_closure(py, Some(c"on_tokens"), None, on_tokens)?;
+                self.driver.bind(py).call_method1(
+                    "generate",
+                    (
+                        req.prompt.text.as_str(),
+                        req.prompt.max_tokens,
+                        sampling.ignore_eos,
+                        sampling.temperature,
+                        seed,
+                        callback,
+                    ),
+                )
+            };
+            match run() {
+                Ok(out) => parse_outcome(&out)
+                    .map_err(|e| EngineError::Generate(describe(py, &e, verbose))),
+                Err(e) if e.is_instance_of::<PyKeyboardInterrupt>(py) => {
+                    Err(EngineError::Interrupted)
+                }
+                Err(e) => Err(EngineError::Generate(describe(py, &e, verbose))),
+            }
+        });
+        let recorder = match slot.lock() {
+            Ok(mut g) => g.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        *rec = recorder.unwrap_or_default();
+        result
+    }
+}
+
+fn parse_outcome(out: &Bound<'_, PyAny>) -> PyResult<Outcome> {
+    let finish: String = out.get_item("finish_reason")?.extract()?;
+    Ok(Outcome {
+        prompt_tokens: out.get_item("prompt_tokens")?.extract()?,
+        token_ids: out.get_item("token_ids")?.extract()?,
+        text: out.get_item("text")?.extract()?,
+        finish: if finish == "stop" {
+            Finish::Eos
+        } else {
+            Finish::Length
+        },
+        server: None,
+    })
+}
+
+impl Drop for VllmEngine {
+    fn drop(&mut self) {
+        Python::attach(|py| {
+            let _ = self.driver.bind(py).call_method0("close");
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn exception_messages_become_one_bounded_line() {
+        let pydantic = "1 validation error for ModelConfig\nquantization\n  Value error, Unknown quantization method: bogus. [type=value_error]\n    For further information visit https://errors.example/v2/value_error";
+        assert_eq!(
+            one_line(pydantic),
+            "1 validation error for ModelConfig quantization Value error, Unknown quantization method: bogus. [type=value_error]"
+        );
+        let long = "x ".repeat(1000);
+        assert_eq!(one_line(&long).chars().count(), 401);
+    }
+}

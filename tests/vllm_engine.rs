@@ -1,0 +1,249 @@
+//! vLLM in this process (feature `vllm`) on real vLLM (its CPU build) with the project-made tiny
+//! Llama: exact token counts, monotonic timelines, the seed's keys under `vllm`, provenance, and
+//! bad input. The test command builds with the feature, creates `.venv-vllm` and the model.
+#![cfg(feature = "vllm")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+
+use common::*;
+use serde_json::Value;
+
+/// The tiny test model; tests fail (never skip) without it.
+fn tiny_llama() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/hf/tiny-llama");
+    assert!(
+        p.join("config.json").is_file(),
+        "test model {} is missing: run .venv-vllm/bin/python python/make_tiny_llama.py (the README's test command does)",
+        p.display()
+    );
+    p
+}
+
+/// The vLLM environment; tests fail (never skip) without it.
+fn vllm_env() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-vllm");
+    assert!(
+        p.join("bin/python").exists(),
+        "{} is missing: run python/setup-vllm-env.sh (the README's test command does)",
+        p.display()
+    );
+    p
+}
+
+fn vllm_run(extra: &[&str], out_path: &Path) -> Output {
+    let model = tiny_llama();
+    let env = vllm_env();
+    let mut args = vec![
+        "--engine",
+        "vllm",
+        "--model",
+        model.to_str().unwrap(),
+        "--python-env",
+        env.to_str().unwrap(),
+        "--max-model-len",
+        "1024",
+        "--enforce-eager",
+        "--quiet",
+        "--output",
+        out_path.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// One engine start serves the tests that read a normal run (a start takes about a minute here).
+fn measured() -> &'static (Output, Value) {
+    static RUN: OnceLock<(Output, Value)> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out_path = dir.path().join("vllm.json");
+        let out = vllm_run(
+            &[
+                "--prompt",
+                "short,medium",
+                "--max-tokens",
+                "24",
+                "--warmup",
+                "1",
+                "--runs",
+                "3",
+                "--threads",
+                "2",
+                "--scenario",
+                "tiny-llama-cpu",
+            ],
+            &out_path,
+        );
+        let json = if out_path.exists() {
+            read_json(&out_path)
+        } else {
+            Value::Null
+        };
+        (out, json)
+    })
+}
+
+#[test]
+fn every_run_generates_exactly_max_tokens_with_monotonic_timelines() {
+    let (out, j) = measured();
+    assert!(out.status.success(), "{}", show(out));
+    assert_eq!(j["complete"], true);
+    let e = &j["results"]["vllm"];
+    for name in ["short", "medium"] {
+        let p = &e["prompts"][name];
+        assert_eq!(p["successful_runs"], 3, "{name}");
+        assert_eq!(p["total_runs"], 3, "{name}");
+        assert!(p["prompt_tokens"]["mean"].as_f64().unwrap() > 5.0);
+        for run in p["runs"].as_array().unwrap() {
+            assert_eq!(run["tokens_generated"], 24, "{run}");
+            assert_eq!(run["finish_reason"], "length");
+            let ttft = run["ttft_ms"].as_f64().unwrap();
+            let e2e = run["e2e_latency_ms"].as_f64().unwrap();
+            assert!(0.0 < ttft && ttft <= e2e, "{run}");
+            let itl: Vec<f64> = run["itl_ms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g.as_f64().unwrap())
+                .collect();
+            // One gap per delivery after the first; deliveries carrying several tokens are
+            // counted as such.
+            let multi = run["multi_token_deliveries"].as_u64().unwrap();
+            assert!(itl.len() as u64 + 1 + multi <= 24 + multi);
+            assert!(itl.iter().all(|&g| g >= 0.0), "monotonic timestamps");
+            let sum: f64 = itl.iter().sum();
+            assert!((ttft + sum - e2e).abs() < 1e-6 * e2e.max(1.0));
+        }
+    }
+}
+
+#[test]
+fn results_carry_the_seed_keys_and_say_how_they_were_made() {
+    let (out, j) = measured();
+    assert!(out.status.success(), "{}", show(out));
+    assert_eq!(j["scenario"], "tiny-llama-cpu");
+    let e = &j["results"]["vllm"];
+    assert!(e["model"].as_str().unwrap().ends_with("tiny-llama"));
+    for metric in ["ttft_ms", "tps", "e2e_latency_ms", "tokens_generated"] {
+        for stat in ["mean", "std", "min", "max", "p50", "p95", "p99"] {
+            assert!(
+                e["prompts"]["short"][metric][stat].is_number(),
+                "{metric}.{stat} in {}",
+                e["prompts"]["short"]
+            );
+        }
+    }
+    let version = e["engine_version"].as_str().unwrap();
+    assert!(version.starts_with("0.32.0"), "{version}");
+    assert!(version.contains("torch 2.13.0"), "{version}");
+    let s = &e["settings"];
+    assert_eq!(s["enforce_eager"], true);
+    assert_eq!(s["enable_prefix_caching"], false);
+    assert_eq!(s["max_model_len"], 1024);
+    assert_eq!(s["threads"], 2);
+    assert!(s["python_env"].as_str().unwrap().ends_with(".venv-vllm"));
+    let d = &e["details"];
+    assert_eq!(d["enable_prefix_caching"], false);
+    assert_eq!(d["torch_threads"], 2);
+    assert_eq!(d["multiprocessing"], "0", "the engine runs in this process");
+    // The embedded interpreter is the environment's, never this binary.
+    let exe = d["versions"]["executable"].as_str().unwrap();
+    assert!(exe.ends_with(".venv-vllm/bin/python"), "{exe}");
+    assert!(d["python_start_ms"].as_f64().unwrap() > 0.0);
+    assert!(e["load_time_ms"].as_f64().unwrap() > d["python_start_ms"].as_f64().unwrap());
+}
+
+#[test]
+fn the_prompt_went_through_the_models_chat_template() {
+    let (out, j) = measured();
+    assert!(out.status.success(), "{}", show(out));
+    let p = &j["results"]["vllm"]["prompts"]["short"];
+    let text = p["prompt_text"].as_str().unwrap();
+    assert!(text.starts_with("<|im_start|>user\n"), "{text}");
+    assert!(text.contains("Explain quantum computing in simple terms."));
+    assert!(text.ends_with("<|im_start|>assistant\n"), "{text}");
+    assert!(!p["sample_output"].as_str().unwrap().is_empty());
+}
+
+#[test]
+fn a_missing_or_gguf_model_is_refused_before_python_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("r.json");
+    let out = run(&[
+        "--engine",
+        "vllm",
+        "--model",
+        dir.path().join("nope").to_str().unwrap(),
+        "--output",
+        out_path.to_str().unwrap(),
+    ]);
+    assert_clean_error(&out, "model folder not found");
+    let gguf = model();
+    let out = run(&[
+        "--engine",
+        "vllm",
+        "--model",
+        gguf.to_str().unwrap(),
+        "--output",
+        out_path.to_str().unwrap(),
+    ]);
+    assert_clean_error(&out, "--engine llamacpp");
+    assert!(!out_path.exists());
+}
+
+#[test]
+fn a_python_environment_without_vllm_names_the_setup_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("r.json");
+    let out = run(&[
+        "--engine",
+        "vllm",
+        "--model",
+        tiny_llama().to_str().unwrap(),
+        "--python-env",
+        dir.path().join("no-env").to_str().unwrap(),
+        "--output",
+        out_path.to_str().unwrap(),
+    ]);
+    assert_clean_error(&out, "python/setup-vllm-env.sh");
+
+    // A real environment of the same Python, without vLLM in it.
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-vllm/bin/python");
+    let empty = dir.path().join("empty-env");
+    let made = std::process::Command::new(&base)
+        .args([
+            "-c",
+            "import sys, venv; venv.create(sys.argv[1], with_pip=False)",
+        ])
+        .arg(&empty)
+        .status()
+        .expect("python runs");
+    assert!(made.success());
+    let out = run(&[
+        "--engine",
+        "vllm",
+        "--model",
+        tiny_llama().to_str().unwrap(),
+        "--python-env",
+        empty.to_str().unwrap(),
+        "--output",
+        out_path.to_str().unwrap(),
+    ]);
+    assert_clean_error(&out, "vLLM is not installed");
+    assert!(!out_path.exists());
+}
+
+#[test]
+fn an_error_inside_vllm_is_one_line_without_a_traceback() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("r.json");
+    let out = vllm_run(&["--quantization", "no-such-method"], &out_path);
+    assert_clean_error(&out, "no-such-method");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("Traceback"), "{}", show(&out));
+    assert!(!out_path.exists());
+}
