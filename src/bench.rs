@@ -274,6 +274,14 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 })
         }
         EnginePlan::Vllm(settings) => run_vllm(settings, &plan, &stop, &progress),
+        EnginePlan::CompareHttpVllm(settings) => {
+            crate::compare_http::measure_vllm(settings, &plan, &stop, &progress).map(|c| Measured {
+                runs: c.runs,
+                end: c.end,
+                fatal: c.fatal,
+                comparison: c.comparison,
+            })
+        }
     };
     progress.finish();
     let measured = measured?;

@@ -1,11 +1,13 @@
-//! `--compare-http`: the in-process llama.cpp engine against the same build served by llama-server,
+//! `--compare-http`: an in-process engine against the same engine served over HTTP (llama.cpp
+//! against llama-server of the same build; vLLM against `vllm serve` from the same environment),
 //! interleaved run by run, and the report of what the serving layer costs and where it goes.
 //!
 //! Both sides evaluate identical tokens: the in-process engine applies the chat template (or takes
 //! the raw prompt), and the HTTP side sends that same text to `/v1/completions`, so the server adds
-//! no template of its own. The server gets the in-process settings (model, context, threads, batch
+//! no template of its own. llama-server gets the in-process settings (model, context, threads, batch
 //! sizes, GPU layers, flash attention), one slot and no prompt cache; requests ask for the
-//! in-process sampler chain (greedy by default), the same max tokens and ignore-eos.
+//! in-process sampler chain (greedy by default), the same max tokens and ignore-eos. `vllm serve`
+//! gets the in-process engine arguments (prefix caching off, the same KV cache size and threads).
 
 use std::fmt::Write;
 use std::path::Path;
@@ -14,7 +16,8 @@ use anyhow::Context;
 
 use crate::engine::http::{Api, Flavor, HttpEngine, HttpSettings};
 use crate::engine::llamacpp::{LlamaCppEngine, LlamaCppSettings};
-use crate::engine::{Engine, Outcome};
+use crate::engine::vllm::{self, VllmEngine, VllmSettings};
+use crate::engine::{Engine, Outcome, PreparedPrompt};
 use crate::measure::significance::{welch, Moments};
 use crate::measure::{RunMetrics, StopFlag, Summary};
 use crate::plan::Plan;
@@ -23,11 +26,14 @@ use crate::results::http_comparison::{
     ComparedServer, HttpComparison, HttpSplit, MetricComparison, PromptComparison, Split, Spread,
     TextDifference,
 };
-use crate::server::{self, LlamaServer, ServerSettings};
+use crate::server::{self, ServerProcess, ServerSettings};
 use crate::suite::{self, EngineRuns, PromptRuns, SuiteEnd};
 
-/// Results key of the HTTP side; the in-process side keeps `llamacpp`.
+/// Results key of llama-server's side; the in-process side keeps `llamacpp`.
 pub const HTTP_KEY: &str = "llamacpp-http";
+
+/// Results key of `vllm serve`'s side; the in-process side keeps `vllm`.
+pub const VLLM_HTTP_KEY: &str = "vllm-http";
 
 /// Confidence level of the intervals.
 pub const CONFIDENCE: f64 = 0.95;
@@ -35,6 +41,11 @@ pub const CONFIDENCE: f64 = 0.95;
 const METHOD: &str = "in-process and HTTP runs interleaved run by run; the in-process prompt text \
 (after the chat template) sent as is to llama-server's /v1/completions; same model and settings, \
 one server slot, prompt cache off, the in-process sampler chain (temperature, then the seeded draw), \
+same max tokens and ignore-eos";
+
+const VLLM_METHOD: &str = "in-process and HTTP runs interleaved run by run; the in-process prompt \
+text (after the chat template) sent as is to vllm serve's /v1/completions; the same model, engine \
+arguments, KV cache size and threads, prefix caching off; greedy unless a temperature is given, \
 same max tokens and ignore-eos";
 
 /// What a comparison run came to.
@@ -65,7 +76,7 @@ pub fn measure(
         .pop()
         .context("no prompts were prepared")?;
     progress.status("starting llama-server");
-    let started = LlamaServer::start(&ServerSettings::matching(settings, binary), stop)?;
+    let started = ServerProcess::start(&ServerSettings::matching(settings, binary), stop)?;
     if let Some(build) = started.build_mismatch() {
         eprintln!(
             "warning: llama-server is build {build} but the in-process engine is b{}: the comparison mixes builds",
@@ -87,8 +98,77 @@ pub fn measure(
         inprocess_sampling: true,
         ..HttpSettings::new(HTTP_KEY, started.url(), "--llama-server", Api::Completions)
     };
-    let mut http = HttpEngine::with_server(http_settings, started)?;
+    let http = HttpEngine::with_server(http_settings, started)?;
+    Ok(run_pair(
+        &mut inproc,
+        prepared,
+        http,
+        METHOD,
+        plan,
+        stop,
+        progress,
+    ))
+}
+
+/// Loads vLLM in-process, starts `vllm serve` from the same environment with the same engine
+/// arguments, runs the plan on both interleaved, stops the server and compares.
+pub fn measure_vllm(
+    settings: &VllmSettings,
+    plan: &Plan,
+    stop: &StopFlag,
+    progress: &Progress,
+) -> anyhow::Result<Compared> {
+    progress.status(&format!(
+        "loading vLLM and {} (a first start takes a minute)",
+        settings.model.display()
+    ));
+    let mut inproc = VllmEngine::load(settings.clone())?;
+    let prepared = suite::prepare_all(&mut [&mut inproc], &plan.prompts, &plan.suite.mode)?
+        .pop()
+        .context("no prompts were prepared")?;
+    let launch = vllm::serve_launch(settings, &inproc.info())?;
+    progress.status("starting vllm serve (it loads the model again; a minute or more)");
+    let started = ServerProcess::launch(&launch, stop)?;
+    eprintln!(
+        "vllm serve ready on {} (pid {}) after {:.0} ms",
+        started.url(),
+        started.pid(),
+        started.ready_ms()
+    );
+    let http_settings = HttpSettings {
+        flavor: Some(Flavor::Vllm),
+        ..HttpSettings::new(
+            VLLM_HTTP_KEY,
+            started.url(),
+            "--compare-http",
+            Api::Completions,
+        )
+    };
+    let http = HttpEngine::with_server(http_settings, started)?;
+    Ok(run_pair(
+        &mut inproc,
+        prepared,
+        http,
+        VLLM_METHOD,
+        plan,
+        stop,
+        progress,
+    ))
+}
+
+/// Runs the prepared prompts on the in-process engine and on the server, interleaved, then stops
+/// the server and compares.
+fn run_pair(
+    inproc: &mut dyn Engine,
+    prepared: Vec<PreparedPrompt>,
+    mut http: HttpEngine,
+    method: &str,
+    plan: &Plan,
+    stop: &StopFlag,
+    progress: &Progress,
+) -> Compared {
     let server_info = http.server().map(|s| ComparedServer {
+        name: Some(s.name().to_string()),
         binary: s.binary().display().to_string(),
         build: s.build(),
         url: s.url().to_string(),
@@ -97,7 +177,7 @@ pub fn measure(
         ready_ms: s.ready_ms(),
     });
     let (runs, end) = {
-        let mut engines: [&mut dyn Engine; 2] = [&mut inproc, &mut http];
+        let mut engines: [&mut dyn Engine; 2] = [inproc, &mut http];
         let both = vec![prepared.clone(), prepared];
         suite::run(&mut engines, both, &plan.suite, stop, progress)
     };
@@ -111,15 +191,15 @@ pub fn measure(
     };
     drop(http); // stops the server
     let comparison = match (runs.as_slice(), server_info) {
-        ([a, b], Some(info)) => Some(build(a, b, info)),
+        ([a, b], Some(info)) => Some(build(a, b, info, method)),
         _ => None,
     };
-    Ok(Compared {
+    Compared {
         runs,
         end,
         fatal,
         comparison,
-    })
+    }
 }
 
 fn spread(xs: &[f64]) -> Option<Spread> {
@@ -274,11 +354,16 @@ fn prompt_comparison(pa: &PromptRuns, pb: &PromptRuns) -> PromptComparison {
 }
 
 /// Compares the in-process runs `a` with the HTTP runs `b`, prompt by prompt.
-pub fn build(a: &EngineRuns, b: &EngineRuns, server: ComparedServer) -> HttpComparison {
+pub fn build(
+    a: &EngineRuns,
+    b: &EngineRuns,
+    server: ComparedServer,
+    method: &str,
+) -> HttpComparison {
     HttpComparison {
         inprocess_key: a.info.key.clone(),
         http_key: b.info.key.clone(),
-        method: METHOD.into(),
+        method: method.into(),
         server,
         confidence: CONFIDENCE,
         prompts: a
@@ -306,10 +391,16 @@ pub fn render(c: &HttpComparison) -> String {
     let rule = "=".repeat(100);
     let pct = (c.confidence * 100.0).round();
     let _ = writeln!(out, "{rule}");
+    let engine = if c.inprocess_key == "vllm" {
+        "vLLM"
+    } else {
+        "llama.cpp"
+    };
     let _ = writeln!(
         out,
-        "IN-PROCESS vs HTTP · llama.cpp in-process ({}) vs llama-server{} {}{}",
+        "IN-PROCESS vs HTTP · {engine} in-process ({}) vs {}{} {}{}",
         c.inprocess_key,
+        c.server.name.as_deref().unwrap_or("llama-server"),
         c.server.build.map(|b| format!(" b{b}")).unwrap_or_default(),
         c.server.url,
         c.server.endpoint

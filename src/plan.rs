@@ -142,6 +142,8 @@ pub enum EnginePlan {
     },
     /// vLLM in-process.
     Vllm(VllmSettings),
+    /// vLLM in-process against `vllm serve` from the same environment (`--compare-http`).
+    CompareHttpVllm(VllmSettings),
 }
 
 /// A checked plan.
@@ -375,10 +377,13 @@ fn vllm_settings(a: &RunArgs) -> Result<VllmSettings, PlanError> {
 
 fn engine_plan(a: &RunArgs) -> Result<EnginePlan, PlanError> {
     if a.compare_http {
+        if a.engine == EngineKind::Vllm && a.backend.is_none() && a.url.is_none() {
+            return Ok(EnginePlan::CompareHttpVllm(vllm_settings(a)?));
+        }
         if a.engine != EngineKind::Llamacpp || a.backend.is_some() || a.url.is_some() {
             return Err(flag_err(
                 "--compare-http",
-                "compares --engine llamacpp with the llama-server it starts itself: drop --engine, --url and --backend",
+                "compares an in-process engine (--engine llamacpp or vllm) with the server it starts itself: drop --url and --backend",
             ));
         }
         let mut combos = llamacpp_combinations(a)?;

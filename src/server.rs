@@ -1,6 +1,6 @@
-//! llama-server for the HTTP comparison: found, started on a free loopback port with the in-process
-//! engine's settings, waited for (`GET /health`), and stopped when dropped, on Ctrl-C, and when this
-//! process dies (the kernel kills it with us).
+//! Servers for the HTTP comparison (llama-server, `vllm serve`): found, started on a free loopback
+//! port with the in-process engine's settings, waited for (`GET /health`), and stopped when dropped,
+//! on Ctrl-C, and when this process dies (the kernel kills it with us).
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -19,7 +19,10 @@ pub const VENDOR_SERVER: &str = "vendor/llama.cpp-b11434/bin/llama-server";
 /// Lines of the server's log kept for error messages.
 const LOG_LINES: usize = 60;
 
-/// Why llama-server could not be found, started or reached.
+/// The placeholder in [`Launch::args`] that becomes the port.
+pub const PORT: &str = "{port}";
+
+/// Why a server could not be found, started or reached.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// No llama-server binary.
@@ -29,12 +32,16 @@ pub enum ServerError {
         looked: String,
     },
     /// The binary could not be run.
-    #[error("cannot start llama-server {path}: {cause}; rebuild it with vendor/build-llama-tools.sh or pass another with --llama-server PATH")]
+    #[error("cannot start {name} {path}: {cause}; {fix}")]
     Spawn {
+        /// Which server.
+        name: &'static str,
         /// The binary.
         path: String,
         /// What the OS said.
         cause: std::io::Error,
+        /// How to get a working one.
+        fix: &'static str,
     },
     /// The port asked for is in use.
     #[error("port {0} on 127.0.0.1 is already taken: stop what listens there, or leave the port to inproc-bench (it picks a free one)")]
@@ -43,16 +50,20 @@ pub enum ServerError {
     #[error("no free port on 127.0.0.1: {0}")]
     NoPort(std::io::Error),
     /// The server exited before it was ready.
-    #[error("llama-server exited ({status}) before it was ready{log}")]
+    #[error("{name} exited ({status}) before it was ready{log}")]
     Exited {
+        /// Which server.
+        name: &'static str,
         /// Exit status.
         status: String,
         /// The end of its log.
         log: String,
     },
     /// The server did not become ready in time.
-    #[error("llama-server was not ready after {secs} s (GET /health on port {port}); raise the wait with INPROC_SERVER_READY_SECS{log}")]
+    #[error("{name} was not ready after {secs} s (GET /health on port {port}); raise the wait with INPROC_SERVER_READY_SECS{log}")]
     NotReady {
+        /// Which server.
+        name: &'static str,
         /// Seconds waited.
         secs: u64,
         /// Its port.
@@ -61,8 +72,8 @@ pub enum ServerError {
         log: String,
     },
     /// The user pressed Ctrl-C while the server was loading.
-    #[error("interrupted while llama-server was loading")]
-    Interrupted,
+    #[error("interrupted while {0} was loading")]
+    Interrupted(&'static str),
 }
 
 /// How to start llama-server: the in-process engine's settings, spelled as llama-server flags.
@@ -92,13 +103,42 @@ pub struct ServerSettings {
     pub ready_timeout: Duration,
 }
 
+/// How long to wait for a server to become ready: `INPROC_SERVER_READY_SECS`, else `default_secs`.
+pub fn ready_timeout(default_secs: u64) -> Duration {
+    Duration::from_secs(
+        std::env::var("INPROC_SERVER_READY_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default_secs),
+    )
+}
+
+/// How to start a server process of any kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Launch {
+    /// What to call it in messages (`llama-server`, `vllm serve`).
+    pub name: &'static str,
+    /// The program.
+    pub program: PathBuf,
+    /// Its arguments; [`PORT`] stands for the port.
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// A fixed port; `None` picks a free one.
+    pub port: Option<u16>,
+    /// Let the server print its log instead of keeping its tail.
+    pub verbose: bool,
+    /// How long to wait for `/health` to answer 200.
+    pub ready_timeout: Duration,
+    /// The llama.cpp build it reports, when it is llama-server.
+    pub build: Option<u32>,
+    /// How to get a program that runs, for the error when it does not.
+    pub fix: &'static str,
+}
+
 impl ServerSettings {
     /// The settings that make llama-server evaluate what the in-process engine evaluates.
     pub fn matching(s: &LlamaCppSettings, binary: PathBuf) -> Self {
-        let secs = std::env::var("INPROC_SERVER_READY_SECS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(120);
         Self {
             binary,
             model: s.model.clone(),
@@ -110,13 +150,32 @@ impl ServerSettings {
             flash_attn: s.flash_attn,
             port: None,
             verbose: s.verbose,
-            ready_timeout: Duration::from_secs(secs),
+            ready_timeout: ready_timeout(120),
+        }
+    }
+
+    /// How to start this llama-server.
+    pub fn launch(&self) -> Launch {
+        Launch {
+            name: "llama-server",
+            program: self.binary.clone(),
+            args: self.args_with_port(PORT),
+            env: Vec::new(),
+            port: self.port,
+            verbose: self.verbose,
+            ready_timeout: self.ready_timeout,
+            build: build_of(&self.binary),
+            fix: "rebuild it with vendor/build-llama-tools.sh or pass another with --llama-server PATH",
         }
     }
 
     /// The command-line flags (without the binary). One slot, no prompt cache of any kind, no
     /// automatic fitting of unset settings, no web UI.
     pub fn args(&self, port: u16) -> Vec<String> {
+        self.args_with_port(&port.to_string())
+    }
+
+    fn args_with_port(&self, port: &str) -> Vec<String> {
         let ngl = if self.n_gpu_layers < 0 {
             "all".to_string()
         } else {
@@ -129,7 +188,7 @@ impl ServerSettings {
             "--host",
             "127.0.0.1",
             "--port",
-            &port.to_string(),
+            port,
             "--ctx-size",
             &self.ctx_size.to_string(),
             "--threads",
@@ -229,12 +288,19 @@ static STARTED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 pub fn kill_started() {
     let pids = STARTED.lock().map(|v| v.clone()).unwrap_or_default();
     for pid in pids {
-        #[cfg(unix)]
-        if let Ok(pid) = libc::pid_t::try_from(pid) {
-            // SAFETY: kill(2) with a pid of a child we started; no memory is touched.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
+        kill_group(pid);
+    }
+}
+
+/// Kills a server's whole process group: the server leads its own group, and what it spawned
+/// (vLLM's engine core, multiprocessing's resource tracker) must not outlive it.
+fn kill_group(pid: u32) {
+    #[cfg(unix)]
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: kill(2) on the process group of a child we started as a group leader; no
+        // memory is touched.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
         }
     }
 }
@@ -255,10 +321,11 @@ fn keep_tail(pipe: impl Read + Send + 'static, tail: LogTail) {
     });
 }
 
-/// A running llama-server that this process started.
+/// A running server (llama-server, `vllm serve`) that this process started.
 #[derive(Debug)]
-pub struct LlamaServer {
+pub struct ServerProcess {
     child: Child,
+    name: &'static str,
     port: u16,
     url: String,
     args: Vec<String>,
@@ -293,10 +360,15 @@ fn health(port: u16) -> Option<u16> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-impl LlamaServer {
-    /// Starts llama-server and waits until `/health` answers 200. An automatically chosen port that
-    /// another process takes in the meantime is replaced by a new one (three tries).
+impl ServerProcess {
+    /// Starts llama-server and waits until `/health` answers 200.
     pub fn start(settings: &ServerSettings, stop: &StopFlag) -> Result<Self, ServerError> {
+        Self::launch(&settings.launch(), stop)
+    }
+
+    /// Starts a server and waits until `/health` answers 200. An automatically chosen port that
+    /// another process takes in the meantime is replaced by a new one (three tries).
+    pub fn launch(settings: &Launch, stop: &StopFlag) -> Result<Self, ServerError> {
         if let Some(port) = settings.port {
             if !port_is_free(port) {
                 return Err(ServerError::PortTaken(port));
@@ -313,15 +385,16 @@ impl LlamaServer {
         }
     }
 
-    fn start_on(
-        settings: &ServerSettings,
-        port: u16,
-        stop: &StopFlag,
-    ) -> Result<Self, ServerError> {
-        let build = build_of(&settings.binary);
-        let args = settings.args(port);
-        let mut cmd = Command::new(&settings.binary);
-        cmd.args(&args).stdin(Stdio::null());
+    fn start_on(settings: &Launch, port: u16, stop: &StopFlag) -> Result<Self, ServerError> {
+        let args: Vec<String> = settings
+            .args
+            .iter()
+            .map(|a| a.replace(PORT, &port.to_string()))
+            .collect();
+        let mut cmd = Command::new(&settings.program);
+        cmd.args(&args)
+            .envs(settings.env.iter().cloned())
+            .stdin(Stdio::null());
         if settings.verbose {
             cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
         } else {
@@ -344,8 +417,10 @@ impl LlamaServer {
         }
         let started = Instant::now();
         let mut child = cmd.spawn().map_err(|cause| ServerError::Spawn {
-            path: settings.binary.display().to_string(),
+            name: settings.name,
+            path: settings.program.display().to_string(),
             cause,
+            fix: settings.fix,
         })?;
         if let Ok(mut v) = STARTED.lock() {
             v.push(child.id());
@@ -359,11 +434,12 @@ impl LlamaServer {
         }
         let mut server = Self {
             child,
+            name: settings.name,
             port,
             url: format!("http://127.0.0.1:{port}"),
             args,
-            binary: settings.binary.clone(),
-            build,
+            binary: settings.program.clone(),
+            build: settings.build,
             log,
             ready_ms: 0.0,
             exit: None,
@@ -373,12 +449,13 @@ impl LlamaServer {
                 // Let the log threads read the last lines.
                 std::thread::sleep(Duration::from_millis(50));
                 return Err(ServerError::Exited {
+                    name: settings.name,
                     status,
                     log: server.log_tail(),
                 });
             }
             if stop.is_raised() {
-                return Err(ServerError::Interrupted);
+                return Err(ServerError::Interrupted(settings.name));
             }
             if health(port) == Some(200) && server.exited().is_none() {
                 server.ready_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -386,6 +463,7 @@ impl LlamaServer {
             }
             if started.elapsed() > settings.ready_timeout {
                 return Err(ServerError::NotReady {
+                    name: settings.name,
                     secs: settings.ready_timeout.as_secs(),
                     port,
                     log: server.log_tail(),
@@ -393,6 +471,11 @@ impl LlamaServer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// What it is (`llama-server`, `vllm serve`).
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// Base URL, `http://127.0.0.1:PORT`.
@@ -469,7 +552,10 @@ impl LlamaServer {
 
     /// Stops the server (SIGKILL: it holds no state worth saving) and reaps it.
     pub fn stop(&mut self) {
-        if self.exited().is_none() {
+        let running = self.exited().is_none();
+        // Also after the server itself has died: what it spawned may still run.
+        kill_group(self.child.id());
+        if running {
             let _ = self.child.kill();
             let _ = self.child.wait();
             self.exit = Some("stopped".into());
@@ -478,7 +564,7 @@ impl LlamaServer {
     }
 }
 
-impl Drop for LlamaServer {
+impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.stop();
     }
@@ -555,14 +641,14 @@ mod tests {
             port: Some(port),
             ..settings()
         };
-        let e = LlamaServer::start(&s, &StopFlag::new()).unwrap_err();
+        let e = ServerProcess::start(&s, &StopFlag::new()).unwrap_err();
         assert!(matches!(e, ServerError::PortTaken(p) if p == port), "{e}");
         assert!(e.to_string().contains("already taken"));
     }
 
     #[test]
     fn a_binary_that_cannot_run_is_a_spawn_error() {
-        let e = LlamaServer::start(&settings(), &StopFlag::new()).unwrap_err();
+        let e = ServerProcess::start(&settings(), &StopFlag::new()).unwrap_err();
         assert!(matches!(e, ServerError::Spawn { .. }), "{e}");
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use inproc_bench::engine::llamacpp::{FlashAttn, LlamaCppSettings};
 use inproc_bench::measure::StopFlag;
-use inproc_bench::server::{LlamaServer, ServerSettings, VENDOR_SERVER};
+use inproc_bench::server::{ServerProcess, ServerSettings, VENDOR_SERVER};
 use serde_json::Value;
 
 /// One test at a time: each loads the model twice (in-process and in the server), and timing-based
@@ -208,7 +208,7 @@ fn bin_with_server(server: &Path) -> Command {
 }
 
 /// Starts llama-server through the library, as `--compare-http` would, for `--engine http` runs.
-fn start_server() -> LlamaServer {
+fn start_server() -> ServerProcess {
     let settings = LlamaCppSettings {
         model: model(),
         n_gpu_layers: -1,
@@ -219,7 +219,7 @@ fn start_server() -> LlamaServer {
         flash_attn: FlashAttn::Auto,
         verbose: false,
     };
-    LlamaServer::start(
+    ServerProcess::start(
         &ServerSettings::matching(&settings, llama_server()),
         &StopFlag::new(),
     )

@@ -247,3 +247,73 @@ fn an_error_inside_vllm_is_one_line_without_a_traceback() {
     assert!(!stderr.contains("Traceback"), "{}", show(&out));
     assert!(!out_path.exists());
 }
+
+/// Pids of processes whose command line mentions vLLM or Python multiprocessing helpers.
+fn python_helpers() -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if cmdline.contains("vllm") || cmdline.contains("multiprocessing") {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[test]
+fn compare_http_runs_vllm_serve_alongside_and_leaves_nothing_running() {
+    let before = python_helpers();
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("cmp.json");
+    let out = vllm_run(
+        &[
+            "--compare-http",
+            "--prompt",
+            "short",
+            "--max-tokens",
+            "16",
+            "--warmup",
+            "1",
+            "--runs",
+            "3",
+        ],
+        &out_path,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let j = read_json(&out_path);
+    for key in ["vllm", "vllm-http"] {
+        let p = &j["results"][key]["prompts"]["short"];
+        assert_eq!(p["successful_runs"], 3, "{key}");
+        for run in p["runs"].as_array().unwrap() {
+            assert_eq!(run["tokens_generated"], 16, "{key}: {run}");
+        }
+    }
+    let http_run = &j["results"]["vllm-http"]["prompts"]["short"]["runs"][0];
+    assert_eq!(http_run["server"]["count_source"], "token_ids");
+    assert_eq!(http_run["server"]["usage_tokens"], 16);
+    let c = &j["http_comparison"];
+    assert_eq!(c["inprocess_key"], "vllm");
+    assert_eq!(c["http_key"], "vllm-http");
+    assert_eq!(c["server"]["name"], "vllm serve");
+    let args = c["server"]["args"].as_array().unwrap();
+    for flag in ["--enforce-eager", "--no-enable-prefix-caching"] {
+        assert!(args.iter().any(|a| a == flag), "{flag} in {args:?}");
+    }
+    let p = &c["prompts"]["short"];
+    assert_eq!(
+        p["same_text"], true,
+        "greedy text is the same both ways: {p}"
+    );
+    assert!(p["metrics"]["ttft_ms"]["welch"].is_object());
+    // The server and everything it spawned are gone.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let left: Vec<u32> = python_helpers()
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+}

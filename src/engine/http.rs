@@ -20,7 +20,7 @@ use super::{
 };
 use crate::measure::Recorder;
 use crate::prompts::PromptSpec;
-use crate::server::LlamaServer;
+use crate::server::ServerProcess;
 
 /// The streaming API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -359,7 +359,7 @@ pub struct HttpEngine {
     load_ms: f64,
     events: Vec<SseEvent>,
     details: Map<String, Value>,
-    server: Option<LlamaServer>,
+    server: Option<ServerProcess>,
 }
 
 fn load_err(msg: String) -> EngineError {
@@ -402,13 +402,13 @@ impl HttpEngine {
 
     /// Connects to a llama-server this process started; the engine owns it and stops it when
     /// dropped.
-    pub fn with_server(settings: HttpSettings, server: LlamaServer) -> Result<Self, EngineError> {
+    pub fn with_server(settings: HttpSettings, server: ServerProcess) -> Result<Self, EngineError> {
         Self::connect_inner(settings, Some(server))
     }
 
     fn connect_inner(
         settings: HttpSettings,
-        server: Option<LlamaServer>,
+        server: Option<ServerProcess>,
     ) -> Result<Self, EngineError> {
         let started = Instant::now();
         let base = base_url(&settings.url, &settings.url_flag)?;
@@ -524,6 +524,10 @@ impl HttpEngine {
         if s.ignore_eos && self.flavor != Flavor::Other {
             body["ignore_eos"] = json!(true);
         }
+        if self.flavor == Flavor::Vllm {
+            // Each chunk then carries its token ids: tokens are counted, not chunks.
+            body["return_token_ids"] = json!(true);
+        }
         if self.flavor == Flavor::LlamaServer {
             body["cache_prompt"] = json!(false);
             body["timings_per_token"] = json!(true);
@@ -535,7 +539,7 @@ impl HttpEngine {
     }
 
     /// The llama-server this engine started, if any.
-    pub fn server(&self) -> Option<&LlamaServer> {
+    pub fn server(&self) -> Option<&ServerProcess> {
         self.server.as_ref()
     }
 
@@ -552,7 +556,8 @@ impl HttpEngine {
             }
         };
         Some(format!(
-            "llama-server exited during the runs ({status}){}",
+            "{} exited during the runs ({status}){}",
+            s.name(),
             s.log_tail()
         ))
     }

@@ -234,7 +234,8 @@ struct RawChoice {
     finish_reason: Option<String>,
     #[serde(default)]
     logprobs: Option<RawLogprobs>,
-    #[serde(default)]
+    /// llama-server's `tokens`, vLLM's `token_ids` (with `return_token_ids`).
+    #[serde(default, alias = "token_ids")]
     tokens: Option<Vec<i64>>,
 }
 
@@ -445,6 +446,14 @@ mod tests {
             (t.prompt_n, t.prompt_ms, t.predicted_n, t.predicted_ms),
             (Some(12.0), Some(3.5), Some(2.0), Some(9.25))
         );
+
+        let vllm = msg(
+            r#"{"id":"cmpl-1","object":"text_completion","choices":[{"index":0,"text":"ab","logprobs":null,"finish_reason":null,"token_ids":[17,4]}],"usage":null}"#,
+        );
+        let Payload::Chunk(c) = decode(&vllm).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.token_ids, Some(vec![17, 4]), "vLLM's return_token_ids");
 
         let usage = msg(
             r#"{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":100,"total_tokens":112}}"#,

@@ -30,6 +30,9 @@ pub struct HttpComparison {
 /// The llama-server of the comparison.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ComparedServer {
+    /// Which server (`llama-server`, `vllm serve`); files without it are llama-server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// The binary.
     pub binary: String,
     /// The build it reports (`--version`); the in-process build is in `tool.llama_cpp_build`.
