@@ -5,7 +5,8 @@
 # is >= 0.98: the per-token callback into Rust must not slow vLLM down).
 #
 # The two sides run alternately (A B, B A, ...) for several rounds, each in a fresh process, and
-# the ratio is taken of the medians over rounds, so that this machine's drift hits both alike.
+# the ratio is taken of the medians over rounds, so that this machine's drift hits both alike; the
+# median of the per-round ratios (each round's two sides ran back to back) is printed beside it.
 #
 # What each side times:
 #   offline: whole LLM.generate calls, max_tokens=1 and max_tokens=N, repeated;
@@ -76,7 +77,7 @@ ours() {
   local out="$TMP/ours-$1.json"
   "$OURS" --engine vllm --model "$MODEL" --python-env "$ENV_DIR" --threads "$THREADS" \
     --max-model-len 2048 "${eager_ours[@]}" --prompt short --max-tokens "$N_GEN" \
-    --warmup 1 --runs "$REPS" --quiet --output "$out" >/dev/null
+    --warmup 1 --runs "$REPS" --quiet --output "$out" >/dev/null 2> >(grep -v '^results:' >&2)
   "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"]["vllm"]["prompts"]["short"]["tps"]["p50"])' "$out"
 }
 
@@ -97,5 +98,7 @@ ours = [float(x) for x in sys.argv[2].split()]
 mo, mu = statistics.median(off), statistics.median(ours)
 print(f"vLLM offline LLM.generate decode: {mo:8.1f} tok/s  (rounds: {', '.join(f'{x:.1f}' for x in off)})")
 print(f"inproc-bench --engine vllm      : {mu:8.1f} tok/s  (rounds: {', '.join(f'{x:.1f}' for x in ours)})")
+pairs = sorted(u / o for u, o in zip(ours, off))
 print(f"ratio ours / offline             : {mu / mo:8.3f}  (target >= 0.98)")
+print(f"median of per-round ratios       : {statistics.median(pairs):8.3f}  (rounds: {', '.join(f'{x:.3f}' for x in pairs)})")
 PYEOF
