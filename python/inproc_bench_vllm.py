@@ -52,6 +52,19 @@ _ENGINE_ENV_DEFAULTS = {
 DEFAULT_CPU_KV_CACHE_BYTES = 1 << 30
 
 
+# The oldest vLLM whose in-process engine API (LLMEngine.renderer.render_cmpl) the driver uses.
+MIN_VLLM = (0, 32)
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """(major, minor) of a version string such as '0.32.0+cpu'; (0, 0) when unreadable."""
+    parts = []
+    for piece in version.split("+")[0].split(".")[:2]:
+        digits = "".join(itertools.takewhile(str.isdigit, piece))
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts + [0] * (2 - len(parts)))
+
+
 class DriverError(RuntimeError):
     """A clear, user-facing failure to set up or run the engine."""
 
@@ -231,6 +244,14 @@ class Driver:
             raise DriverError(
                 f"vLLM is not installed in this Python ({sys.prefix}); create the "
                 "environment with python/setup-vllm-env.sh"
+            )
+        installed = versions()["vllm"] or "0"
+        if _release(installed) < MIN_VLLM:
+            raise DriverError(
+                f"vLLM {installed} in {sys.prefix} is older than "
+                f"{'.'.join(map(str, MIN_VLLM))}, which this driver needs (LLMEngine.renderer, "
+                "delta outputs): upgrade it, or create the environment with "
+                "python/setup-vllm-env.sh"
             )
         if not self.verbose:
             _quiet_logging()

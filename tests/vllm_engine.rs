@@ -235,6 +235,34 @@ fn a_python_environment_without_vllm_names_the_setup_script() {
     ]);
     assert_clean_error(&out, "vLLM is not installed");
     assert!(!out_path.exists());
+
+    // The same environment with an old vLLM's metadata in it.
+    let lib = empty.join("lib");
+    let site = std::fs::read_dir(&lib)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("site-packages"))
+        .find(|p| p.is_dir())
+        .expect("the environment has site-packages");
+    let meta = site.join("vllm-0.10.0.dist-info");
+    std::fs::create_dir_all(&meta).unwrap();
+    std::fs::write(
+        meta.join("METADATA"),
+        "Metadata-Version: 2.1\nName: vllm\nVersion: 0.10.0\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "--engine",
+        "vllm",
+        "--model",
+        tiny_llama().to_str().unwrap(),
+        "--python-env",
+        empty.to_str().unwrap(),
+        "--output",
+        out_path.to_str().unwrap(),
+    ]);
+    assert_clean_error(&out, "older than 0.32");
+    assert!(!out_path.exists());
 }
 
 #[test]
