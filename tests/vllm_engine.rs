@@ -55,6 +55,22 @@ fn vllm_run(extra: &[&str], out_path: &Path) -> Output {
     run(&args)
 }
 
+/// Runs `--engine vllm` on `model`, with `--python-env` when given, writing to `out_path`.
+fn vllm_on(model: &Path, python_env: Option<&Path>, out_path: &Path) -> Output {
+    let mut args = vec![
+        "--engine",
+        "vllm",
+        "--model",
+        model.to_str().unwrap(),
+        "--output",
+        out_path.to_str().unwrap(),
+    ];
+    if let Some(env) = python_env {
+        args.extend(["--python-env", env.to_str().unwrap()]);
+    }
+    run(&args)
+}
+
 /// One engine start serves the tests that read a normal run (a start takes about a minute here).
 fn measured() -> &'static (Output, Value) {
     static RUN: OnceLock<(Output, Value)> = OnceLock::new();
@@ -173,24 +189,9 @@ fn the_prompt_went_through_the_models_chat_template() {
 fn a_missing_or_gguf_model_is_refused_before_python_starts() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("r.json");
-    let out = run(&[
-        "--engine",
-        "vllm",
-        "--model",
-        dir.path().join("nope").to_str().unwrap(),
-        "--output",
-        out_path.to_str().unwrap(),
-    ]);
+    let out = vllm_on(&dir.path().join("nope"), None, &out_path);
     assert_clean_error(&out, "model folder not found");
-    let gguf = model();
-    let out = run(&[
-        "--engine",
-        "vllm",
-        "--model",
-        gguf.to_str().unwrap(),
-        "--output",
-        out_path.to_str().unwrap(),
-    ]);
+    let out = vllm_on(&model(), None, &out_path);
     assert_clean_error(&out, "--engine llamacpp");
     assert!(!out_path.exists());
 }
@@ -199,16 +200,7 @@ fn a_missing_or_gguf_model_is_refused_before_python_starts() {
 fn a_python_environment_without_vllm_names_the_setup_script() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("r.json");
-    let out = run(&[
-        "--engine",
-        "vllm",
-        "--model",
-        tiny_llama().to_str().unwrap(),
-        "--python-env",
-        dir.path().join("no-env").to_str().unwrap(),
-        "--output",
-        out_path.to_str().unwrap(),
-    ]);
+    let out = vllm_on(&tiny_llama(), Some(&dir.path().join("no-env")), &out_path);
     assert_clean_error(&out, "python/setup-vllm-env.sh");
 
     // A real environment of the same Python, without vLLM in it.
@@ -223,16 +215,7 @@ fn a_python_environment_without_vllm_names_the_setup_script() {
         .status()
         .expect("python runs");
     assert!(made.success());
-    let out = run(&[
-        "--engine",
-        "vllm",
-        "--model",
-        tiny_llama().to_str().unwrap(),
-        "--python-env",
-        empty.to_str().unwrap(),
-        "--output",
-        out_path.to_str().unwrap(),
-    ]);
+    let out = vllm_on(&tiny_llama(), Some(&empty), &out_path);
     assert_clean_error(&out, "vLLM is not installed");
     assert!(!out_path.exists());
 
@@ -251,16 +234,7 @@ fn a_python_environment_without_vllm_names_the_setup_script() {
         "Metadata-Version: 2.1\nName: vllm\nVersion: 0.10.0\n",
     )
     .unwrap();
-    let out = run(&[
-        "--engine",
-        "vllm",
-        "--model",
-        tiny_llama().to_str().unwrap(),
-        "--python-env",
-        empty.to_str().unwrap(),
-        "--output",
-        out_path.to_str().unwrap(),
-    ]);
+    let out = vllm_on(&tiny_llama(), Some(&empty), &out_path);
     assert_clean_error(&out, "older than 0.32");
     assert!(!out_path.exists());
 }
