@@ -189,7 +189,8 @@ pub struct RunArgs {
         help_heading = "llama.cpp"
     )]
     pub ctx_size: String,
-    /// CPU threads (default: physical cores; more than that usually slows decoding).
+    /// CPU threads: llama.cpp's, or torch's for --engine vllm (default: physical cores; more than
+    /// that usually slows decoding).
     #[arg(short = 't', long, value_name = "N[,N…]", help_heading = "llama.cpp")]
     pub threads: Option<String>,
     /// Logical batch size for prompt evaluation.
