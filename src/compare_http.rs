@@ -16,7 +16,8 @@ use anyhow::Context;
 
 use crate::engine::http::{Api, Flavor, HttpEngine, HttpSettings};
 use crate::engine::llamacpp::{LlamaCppEngine, LlamaCppSettings};
-use crate::engine::vllm::{self, VllmEngine, VllmSettings};
+use crate::engine::vllm::{self, VllmSettings};
+use crate::engine::VllmEngine;
 use crate::engine::{Engine, Outcome, PreparedPrompt};
 use crate::measure::significance::{welch, Moments};
 use crate::measure::{RunMetrics, StopFlag, Summary};

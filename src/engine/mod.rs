@@ -11,6 +11,7 @@ mod vllm_python;
 #[cfg(not(feature = "vllm"))]
 #[path = "vllm_missing.rs"]
 mod vllm_python;
+pub use vllm_python::VllmEngine;
 
 use serde_json::{Map, Value};
 

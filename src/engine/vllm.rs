@@ -1,11 +1,11 @@
-//! The vLLM engine's settings and Python environment lookup; the engine itself is in
-//! `vllm_python.rs` (feature `vllm`), or a stand-in that says which feature to build with.
+//! The vLLM engine's settings, Python environment lookup and `vllm serve` command line; the engine
+//! itself is `super::VllmEngine` (`vllm_python.rs` with feature `vllm`, else a stand-in that says
+//! which feature to build with).
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-pub use super::vllm_python::VllmEngine;
 use super::{EngineError, EngineInfo};
 use crate::server::{self, Launch, PORT};
 
