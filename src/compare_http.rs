@@ -127,7 +127,7 @@ pub fn measure_vllm(
     let prepared = suite::prepare_all(&mut [&mut inproc], &plan.prompts, &plan.suite.mode)?
         .pop()
         .context("no prompts were prepared")?;
-    let launch = vllm::serve_launch(settings, &inproc.info())?;
+    let launch = vllm::serve_launch(settings, inproc.python_env(), &inproc.info());
     progress.status("starting vllm serve (it loads the model again; a minute or more)");
     let started = ServerProcess::launch(&launch, stop)?;
     eprintln!(

@@ -9,9 +9,6 @@ use serde_json::{json, Map, Value};
 use super::{EngineError, EngineInfo};
 use crate::server::{self, Launch, PORT};
 
-/// Environment variable naming the Python environment (same as `--python-env`).
-pub const PYTHON_ENV_VAR: &str = "INPROC_PYTHON_ENV";
-
 /// Where `python/setup-vllm-env.sh` puts the environment, relative to the repository root.
 pub const DEFAULT_ENV_DIR: &str = ".venv-vllm";
 
@@ -108,10 +105,10 @@ impl VllmSettings {
 }
 
 /// How to start `vllm serve` so that it runs what the loaded in-process engine runs: the same
-/// environment's Python, model, engine arguments, KV cache size and threads, on loopback. `loaded`
-/// is the in-process engine's info (its resolved KV cache size and platform).
-pub fn serve_launch(s: &VllmSettings, loaded: &EngineInfo) -> Result<Launch, EngineError> {
-    let env = find_python_env(s.python_env.as_deref())?;
+/// environment's Python (`env`, the one the engine embeds), model, engine arguments, KV cache size
+/// and threads, on loopback. `loaded` is the in-process engine's info (its resolved KV cache size
+/// and platform).
+pub fn serve_launch(s: &VllmSettings, env: &PythonEnv, loaded: &EngineInfo) -> Launch {
     let model = s.model.canonicalize().unwrap_or_else(|_| s.model.clone());
     let mut args: Vec<String> = [
         "-m",
@@ -167,9 +164,9 @@ pub fn serve_launch(s: &VllmSettings, loaded: &EngineInfo) -> Result<Launch, Eng
     if !s.verbose {
         vars.push(("VLLM_LOGGING_LEVEL", "WARNING".into()));
     }
-    Ok(Launch {
+    Launch {
         name: "vllm serve",
-        program: env.executable,
+        program: env.executable.clone(),
         args,
         env: vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         port: None,
@@ -177,18 +174,16 @@ pub fn serve_launch(s: &VllmSettings, loaded: &EngineInfo) -> Result<Launch, Eng
         ready_timeout: server::ready_timeout(600),
         build: None,
         fix: "check the environment with python/setup-vllm-env.sh, or pass another with --python-env DIR",
-    })
+    }
 }
 
-/// Where a Python environment came from, for the error messages and the results.
+/// A Python environment (a virtual environment holding vLLM).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PythonEnv {
     /// The environment's root (holds `bin/python`).
     pub root: PathBuf,
     /// The interpreter path the embedded Python takes as its `sys.executable`.
     pub executable: PathBuf,
-    /// How it was found: `--python-env`, `VIRTUAL_ENV`, or the default folder.
-    pub found_by: &'static str,
 }
 
 fn env_at(root: &Path, found_by: &'static str) -> Result<PythonEnv, EngineError> {
@@ -209,11 +204,7 @@ fn env_at(root: &Path, found_by: &'static str) -> Result<PythonEnv, EngineError>
     // Keep the venv's own `bin/python` (a symlink): resolving it would point at the base Python
     // and lose the environment's site-packages.
     let executable = root.join("bin").join("python");
-    Ok(PythonEnv {
-        root,
-        executable,
-        found_by,
-    })
+    Ok(PythonEnv { root, executable })
 }
 
 /// The Python environment to embed: `--python-env` (or `INPROC_PYTHON_ENV`), else the active
@@ -273,10 +264,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("env/bin")).unwrap();
         std::fs::write(dir.path().join("env/bin/python"), b"").unwrap();
-        let s = VllmSettings {
-            python_env: Some(dir.path().join("env")),
-            ..settings(dir.path())
-        };
+        let s = settings(dir.path());
+        let env = find_python_env(Some(&dir.path().join("env"))).unwrap();
         let info = EngineInfo {
             key: "vllm".into(),
             name: "vLLM".into(),
@@ -293,7 +282,7 @@ mod tests {
             .unwrap()
             .clone(),
         };
-        let l = serve_launch(&s, &info).unwrap();
+        let l = serve_launch(&s, &env, &info);
         assert!(l.program.ends_with("env/bin/python"));
         let a = l.args.join(" ");
         for want in [

@@ -1,7 +1,7 @@
 //! Stand-in for the vLLM engine in builds without the `vllm` feature: same interface, and loading
 //! says which feature to build with.
 
-use super::vllm::VllmSettings;
+use super::vllm::{PythonEnv, VllmSettings};
 use super::{Engine, EngineError, EngineInfo, Outcome, PreparedPrompt, PromptMode, Request};
 use crate::measure::Recorder;
 use crate::prompts::PromptSpec;
@@ -16,6 +16,11 @@ impl VllmEngine {
             engine: "vllm",
             feature: "vllm",
         })
+    }
+
+    /// The Python environment this engine runs in (never reached: no engine exists).
+    pub fn python_env(&self) -> &PythonEnv {
+        match *self {}
     }
 }
 

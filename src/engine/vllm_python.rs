@@ -239,6 +239,11 @@ impl VllmEngine {
         })
     }
 
+    /// The Python environment this engine runs in.
+    pub fn python_env(&self) -> &PythonEnv {
+        &self.env
+    }
+
     fn version(&self, package: &str) -> Option<&str> {
         self.details.get("versions")?.get(package)?.as_str()
     }
