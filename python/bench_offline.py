@@ -50,9 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     import inproc_bench_vllm as ibv
 
     # The same environment the Driver sets up (logging, CPU platform, ...).
-    ibv._prepare_environment(args.verbose)
-    if args.threads:
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    ibv._prepare_environment(args.verbose, args.threads)
     if args.multiprocessing:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "1"
     if not args.verbose:
@@ -61,11 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from vllm import LLM, SamplingParams
 
-    if args.threads:
-        import torch
-
-        # As the Driver does: before vLLM's CPU worker turns set_num_threads into a no-op.
-        torch.set_num_threads(args.threads)
+    ibv._set_torch_threads(args.threads)
 
     engine_args = {
         "max_model_len": args.max_model_len,

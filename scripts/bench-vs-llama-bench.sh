@@ -47,17 +47,8 @@ cd "$ROOT"
 die() { echo "bench-vs-llama-bench: error: $*" >&2; exit 1; }
 log() { echo "bench-vs-llama-bench: $*" >&2; }
 
-physical_cores() {
-  local n=""
-  if command -v lscpu >/dev/null 2>&1; then
-    n="$(lscpu -p=core,socket 2>/dev/null | grep -v '^#' | sort -u | wc -l || true)"
-  fi
-  [[ "$n" =~ ^[1-9][0-9]*$ ]] || n="$(nproc 2>/dev/null || echo 1)"
-  echo "$n"
-}
-
 MODEL="models/gguf/SmolLM2-135M-Instruct.Q4_1.gguf"
-THREADS="$(physical_cores)"
+THREADS="$(scripts/physical-cores.sh)"
 N_GEN=128
 ROUNDS=3
 REPS=5
