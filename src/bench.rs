@@ -116,6 +116,9 @@ fn run_llamacpp(
             }
         };
         watch.after_load();
+        if let Some(w) = e.offload_warning() {
+            progress.println(&w);
+        }
         match measure_one(&mut e, &mut watch, plan, stop, progress) {
             Ok((mut runs, end)) => {
                 runs.sweep = combo.sweep.clone();

@@ -221,6 +221,10 @@ pub struct RunArgs {
         help_heading = "llama.cpp"
     )]
     pub flash_attn: String,
+    /// Full-size KV cache for sliding-window attention layers (llama-server's `--swa-full`). Off,
+    /// as llama-server's default, so that in-process and served runs hold the same cache.
+    #[arg(long, help_heading = "llama.cpp")]
+    pub swa_full: bool,
 
     // ---- HTTP ----
     /// Base URL of an OpenAI-compatible server for --engine http.
@@ -250,6 +254,12 @@ pub struct RunArgs {
         help_heading = "HTTP"
     )]
     pub llama_server: Option<PathBuf>,
+    /// How --compare-http orders the two sides: `interleaved` run by run, the order alternating
+    /// ABBA so that drift and order effects hit both alike; `blocks`: every in-process run, unload,
+    /// then every HTTP run, for a GPU that holds only one copy of the model (drift between the
+    /// blocks then adds to the difference); `auto`: interleaved when both copies fit.
+    #[arg(long, value_enum, default_value_t = PairingArg::Auto, help_heading = "HTTP")]
+    pub pairing: PairingArg,
 
     // ---- vLLM ----
     /// Python environment holding vLLM (default: the active virtual environment, then .venv-vllm).
@@ -320,6 +330,17 @@ pub struct RunArgs {
     /// Mock engine: fail every Nth request.
     #[arg(long, default_value_t = 0, hide = true)]
     pub mock_fail_every: u32,
+}
+
+/// `--pairing` of `--compare-http`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PairingArg {
+    /// Interleaved when both copies of the model fit, else blocks.
+    Auto,
+    /// In-process and HTTP runs alternate, in ABBA order.
+    Interleaved,
+    /// All in-process runs, unload, then all HTTP runs.
+    Blocks,
 }
 
 /// The streaming API used over HTTP.

@@ -6,14 +6,14 @@ use std::str::FromStr;
 
 use serde_json::{json, Map, Value};
 
-use crate::cli::{Backend, EngineKind, HttpApi, RunArgs};
+use crate::cli::{Backend, EngineKind, HttpApi, PairingArg, RunArgs};
 use crate::engine::http::{Api, Flavor, HttpSettings};
 use crate::engine::llamacpp::{FlashAttn, LlamaCppSettings};
 use crate::engine::mock::MockSettings;
 use crate::engine::vllm::VllmSettings;
 use crate::engine::{PromptMode, Sampling};
 use crate::prompts::{self, PromptError, PromptSpec};
-use crate::suite::SuiteOptions;
+use crate::suite::{Pairing, SuiteOptions};
 
 /// Bad flags, caught before anything is loaded.
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +155,8 @@ pub struct Plan {
     pub suite: SuiteOptions,
     /// The engine and its combinations.
     pub engine: EnginePlan,
+    /// How `--compare-http` orders its two sides.
+    pub pairing: Pairing,
 }
 
 /// Label of a sweep combination, e.g. `threads=2,n_gpu_layers=0`; empty without a sweep.
@@ -269,6 +271,7 @@ fn llamacpp_combinations(a: &RunArgs) -> Result<Vec<Combination<LlamaCppSettings
                                         batch_size,
                                         ubatch_size: ubatch_size.min(batch_size),
                                         flash_attn,
+                                        swa_full: a.swa_full,
                                         verbose: a.verbose,
                                     },
                                     sweep,
@@ -467,6 +470,11 @@ impl Plan {
                 },
             },
             engine,
+            pairing: match a.pairing {
+                PairingArg::Auto => Pairing::Auto,
+                PairingArg::Interleaved => Pairing::Interleaved,
+                PairingArg::Blocks => Pairing::Blocks,
+            },
         })
     }
 }

@@ -66,6 +66,14 @@ impl Progress {
         }
     }
 
+    /// Prints a line on stderr (above the bar when there is one): warnings before the runs.
+    pub fn println(&self, line: &str) {
+        match &self.bar {
+            Some(b) => b.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
     /// Removes the bar from the terminal.
     pub fn finish(&self) {
         if let Some(b) = &self.bar {

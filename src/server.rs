@@ -95,6 +95,8 @@ pub struct ServerSettings {
     pub n_gpu_layers: i32,
     /// `-fa`.
     pub flash_attn: FlashAttn,
+    /// `--swa-full` when on.
+    pub swa_full: bool,
     /// A fixed port; `None` picks a free one.
     pub port: Option<u16>,
     /// Let the server print its log instead of keeping its tail.
@@ -148,6 +150,7 @@ impl ServerSettings {
             ubatch_size: s.ubatch_size,
             n_gpu_layers: s.n_gpu_layers,
             flash_attn: s.flash_attn,
+            swa_full: s.swa_full,
             port: None,
             verbose: s.verbose,
             ready_timeout: ready_timeout(120),
@@ -182,7 +185,7 @@ impl ServerSettings {
             self.n_gpu_layers.to_string()
         };
         let threads = self.threads.to_string();
-        [
+        let mut args: Vec<String> = [
             "--model",
             &self.model.display().to_string(),
             "--host",
@@ -214,7 +217,11 @@ impl ServerSettings {
         ]
         .iter()
         .map(|s| s.to_string())
-        .collect()
+        .collect();
+        if self.swa_full {
+            args.push("--swa-full".into());
+        }
+        args
     }
 }
 
@@ -584,6 +591,7 @@ mod tests {
             ubatch_size: 512,
             n_gpu_layers: -1,
             flash_attn: FlashAttn::Auto,
+            swa_full: false,
             port: None,
             verbose: false,
             ready_timeout: Duration::from_secs(1),

@@ -1,5 +1,7 @@
 //! The suite: for each prompt, warmup runs then measured runs, on one engine or interleaved over
-//! several (so that a noisy machine's drift hits every engine alike).
+//! several (so that a noisy machine's drift hits every engine alike). Interleaved engines take
+//! turns in rounds whose order alternates (A B, B A, A B, …: ABBA), so that neither always runs
+//! first; each run records its position in its round.
 
 use serde_json::{Map, Value};
 
@@ -24,6 +26,38 @@ pub struct SuiteOptions {
     pub sampling: Sampling,
 }
 
+/// How two sides of a comparison are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pairing {
+    /// Interleaved when both sides fit in memory at once, else blocks.
+    Auto,
+    /// Run by run, in ABBA order.
+    Interleaved,
+    /// Every run of one side, then every run of the other (one loaded at a time).
+    Blocks,
+}
+
+impl Pairing {
+    /// The name recorded in results (`auto`, `interleaved`, `blocks`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Interleaved => "interleaved",
+            Self::Blocks => "blocks",
+        }
+    }
+}
+
+/// Engine indices in the order they run in round `round` (0-based): forward in even rounds,
+/// backward in odd ones (ABBA for two engines).
+pub fn round_order(n_engines: usize, round: u32) -> Vec<usize> {
+    if round.is_multiple_of(2) {
+        (0..n_engines).collect()
+    } else {
+        (0..n_engines).rev().collect()
+    }
+}
+
 /// One measured run: its metrics and what the engine returned, or why it failed.
 pub type RunResult = Result<(RunMetrics, Outcome), String>;
 
@@ -38,6 +72,9 @@ pub struct PromptRuns {
     pub warmup_tokens: u64,
     /// Measured runs, in order.
     pub runs: Vec<RunResult>,
+    /// With several engines interleaved: each measured run's position in its round (0 = it ran
+    /// first); empty for a single engine.
+    pub positions: Vec<u32>,
 }
 
 /// Everything one engine did.
@@ -132,6 +169,7 @@ pub fn run(
                 warmup_done: 0,
                 warmup_tokens: 0,
                 runs: Vec::with_capacity(opts.runs as usize),
+                positions: Vec::new(),
             };
             for w in 0..opts.warmup {
                 progress.message(&format!(
@@ -154,8 +192,10 @@ pub fn run(
             }
             out[ei].prompts.push(runs);
         }
+        let n_engines = engines.len();
         for r in 0..opts.runs {
-            for (ei, engine) in engines.iter_mut().enumerate() {
+            for (position, ei) in round_order(n_engines, r).into_iter().enumerate() {
+                let engine = &mut engines[ei];
                 let prompt = &prepared[ei][pi];
                 progress.message(&format!(
                     "{} · {} · run {}/{}",
@@ -175,6 +215,9 @@ pub fn run(
                         }
                         if let Some(p) = out[ei].prompts.last_mut() {
                             p.runs.push(result);
+                            if n_engines > 1 {
+                                p.positions.push(position as u32);
+                            }
                         }
                     }
                 }
@@ -183,4 +226,17 @@ pub fn run(
         }
     }
     (out, SuiteEnd::Complete)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_alternate_abba() {
+        let order: Vec<Vec<usize>> = (0..4).map(|r| round_order(2, r)).collect();
+        assert_eq!(order, vec![vec![0, 1], vec![1, 0], vec![0, 1], vec![1, 0]]);
+        assert_eq!(round_order(1, 1), vec![0]);
+        assert_eq!(round_order(3, 1), vec![2, 1, 0]);
+    }
 }

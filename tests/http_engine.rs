@@ -217,6 +217,7 @@ fn start_server() -> ServerProcess {
         batch_size: 2048,
         ubatch_size: 512,
         flash_attn: FlashAttn::Auto,
+        swa_full: false,
         verbose: false,
     };
     ServerProcess::start(

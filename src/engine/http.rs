@@ -709,6 +709,7 @@ impl Engine for HttpEngine {
                 counted_tokens,
                 count_source: out.counter.source.map(|s| s.name().to_string()),
             }),
+            counters: None,
         })
     }
 }

@@ -115,6 +115,7 @@ impl Engine for MockEngine {
             text: "tok ".repeat(max as usize),
             finish: Finish::Length,
             server: None,
+            counters: None,
         })
     }
 }

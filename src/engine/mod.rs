@@ -96,6 +96,20 @@ pub struct ServerTimings {
     pub count_source: Option<String>,
 }
 
+/// The engine's own counters for one request (llama.cpp's `llama_perf_context`), recorded beside
+/// the recorder's stamps as the HTTP side records the server's timings.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EngineCounters {
+    /// Time in prompt evaluation (batches of more than one token), ms.
+    pub prompt_eval_ms: f64,
+    /// Tokens evaluated in those batches.
+    pub prompt_eval_tokens: u64,
+    /// Time in one-token decodes (generation), ms.
+    pub eval_ms: f64,
+    /// One-token decodes.
+    pub eval_tokens: u64,
+}
+
 /// What an engine returns for one request besides the token timeline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -109,6 +123,8 @@ pub struct Outcome {
     pub finish: Finish,
     /// Server-side figures (HTTP only).
     pub server: Option<ServerTimings>,
+    /// The engine's own counters (in-process llama.cpp).
+    pub counters: Option<EngineCounters>,
 }
 
 /// Who an engine is and how it was set up; recorded with every result.

@@ -397,6 +397,7 @@ fn parse_outcome(out: &Bound<'_, PyAny>) -> PyResult<Outcome> {
             Finish::Length
         },
         server: None,
+        counters: None,
     })
 }
 

@@ -60,6 +60,7 @@ pub fn header() -> Vec<String> {
         "model_size_bytes",
         "model_n_params",
         "backend",
+        "layers_offloaded",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -112,9 +113,10 @@ pub fn render_entries(entries: &[Entry<'_>]) -> String {
                     .map(|b| b.to_string())
                     .unwrap_or_default(),
                 rows::backend(e),
+                rows::offload_text(r),
             ];
             row.extend(SETTINGS.iter().map(|k| {
-                let t = rows::setting_text(r, k);
+                let t = rows::setting_raw(r, k);
                 if t == "-" {
                     String::new()
                 } else {
@@ -173,7 +175,7 @@ mod tests {
     #[test]
     fn header_has_one_column_per_field() {
         let h = header();
-        assert_eq!(h.len(), 10 + SETTINGS.len() + 6 + METRICS.len() * 5 + 4);
+        assert_eq!(h.len(), 11 + SETTINGS.len() + 6 + METRICS.len() * 5 + 4);
         assert!(h.contains(&"tps_p99".to_string()));
     }
 }

@@ -72,13 +72,53 @@ pub fn setting_columns<'a>(entries: &[Entry<'a>]) -> Vec<(String, String)> {
     cols
 }
 
-/// A setting's value as text; `-` when absent.
+/// A setting's value as text; `-` when absent. `n_gpu_layers` also says how many layers
+/// llama.cpp really offloaded when that differs from the request (`30 (0 offloaded)` on a build
+/// without a GPU backend).
 pub fn setting_text(e: &EngineResult, key: &str) -> String {
+    let text = setting_raw(e, key);
+    if text == "-" {
+        return text;
+    }
+    match (key, offload(e)) {
+        ("n_gpu_layers", Some((done, total))) => {
+            let asked = e.settings.get(key).and_then(Value::as_i64).unwrap_or(-1);
+            let expected = if asked < 0 {
+                total
+            } else {
+                (asked as u64).min(total)
+            };
+            if done == expected {
+                text
+            } else {
+                format!("{text} ({done} offloaded)")
+            }
+        }
+        _ => text,
+    }
+}
+
+/// A setting's value as recorded, as text; `-` when absent.
+pub fn setting_raw(e: &EngineResult, key: &str) -> String {
     match e.settings.get(key) {
         None | Some(Value::Null) => "-".into(),
         Some(Value::String(s)) => s.clone(),
         Some(v) => v.to_string(),
     }
+}
+
+/// Layers llama.cpp offloaded and could offload, from its load report (`details.offload`).
+pub fn offload(e: &EngineResult) -> Option<(u64, u64)> {
+    let o = e.details.get("offload")?;
+    Some((
+        o.get("layers_offloaded")?.as_u64()?,
+        o.get("layers_total")?.as_u64()?,
+    ))
+}
+
+/// `offloaded/total` layers, or empty when the engine did not report it.
+pub fn offload_text(e: &EngineResult) -> String {
+    offload(e).map_or_else(String::new, |(n, m)| format!("{n}/{m}"))
 }
 
 /// The model's file or folder name (`Qwen3-8B-Q4_K_M.gguf`, `Qwen3-8B-AWQ`).
@@ -116,8 +156,20 @@ pub fn params_text(n: Option<u64>) -> String {
     }
 }
 
-/// The compute backends the engine used (`CPU`, `CUDA`, …), else the engine name or key.
+/// The devices that held the weights (`CPU`, `CUDA0`, … from llama.cpp's load report), else the
+/// compute backends the engine listed (`CPU`, `CUDA`, …), else the engine name or key.
 pub fn backend(entry: &Entry<'_>) -> String {
+    if let Some(Value::Array(devs)) = entry
+        .result
+        .details
+        .get("offload")
+        .and_then(|o| o.get("weight_devices"))
+    {
+        let names: Vec<&str> = devs.iter().filter_map(Value::as_str).collect();
+        if !names.is_empty() {
+            return names.join(",");
+        }
+    }
     let mut names: Vec<String> = Vec::new();
     if let Some(Value::Array(devs)) = entry.result.details.get("backend_devices") {
         for d in devs {

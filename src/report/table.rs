@@ -29,13 +29,32 @@ fn header(key: &str, e: &EngineResult) -> String {
         .filter(|(k, _)| k.as_str() != "model")
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    format!(
+    let mut out = format!(
         "{key}: {} · {} {}\n  {}\n",
         e.model,
         e.engine.as_deref().unwrap_or("?"),
         e.engine_version.as_deref().unwrap_or(""),
         settings.join(" ")
-    )
+    );
+    if let Some((done, total)) = super::rows::offload(e) {
+        let devices = e
+            .details
+            .get("offload")
+            .and_then(|o| o.get("weight_devices"))
+            .and_then(|d| d.as_array())
+            .map(|d| {
+                d.iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  ran on: {devices} · {done}/{total} layers offloaded to a GPU (llama.cpp's load report)"
+        );
+    }
+    out
 }
 
 /// One block per engine (or sweep combination): per prompt, mean ± std and p50/p95/p99.

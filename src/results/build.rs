@@ -2,7 +2,7 @@
 
 use indexmap::IndexMap;
 
-use super::schema::{EngineResult, PromptResult, RunRecord, ServerRecord};
+use super::schema::{EngineCountersRecord, EngineResult, PromptResult, RunRecord, ServerRecord};
 use crate::engine::{Finish, Outcome, ServerTimings};
 use crate::measure::{RunMetrics, Summary};
 use crate::suite::{EngineRuns, PromptRuns};
@@ -21,12 +21,18 @@ fn server_record(s: &ServerTimings) -> ServerRecord {
     }
 }
 
-/// The record of one measured run.
-pub fn run_record(run: u32, result: &Result<(RunMetrics, Outcome), String>) -> RunRecord {
+/// The record of one measured run; `position` is its place in its round when engines were
+/// interleaved.
+pub fn run_record(
+    run: u32,
+    result: &Result<(RunMetrics, Outcome), String>,
+    position: Option<u32>,
+) -> RunRecord {
     match result {
         Err(e) => RunRecord {
             run,
             error: Some(e.clone()),
+            position_in_round: position,
             ..RunRecord::default()
         },
         Ok((m, o)) => RunRecord {
@@ -51,6 +57,13 @@ pub fn run_record(run: u32, result: &Result<(RunMetrics, Outcome), String>) -> R
             multi_token_deliveries: m.multi_token_deliveries,
             itl_ms: m.itl_ms.clone(),
             server: o.server.as_ref().map(server_record),
+            engine_counters: o.counters.map(|c| EngineCountersRecord {
+                prompt_eval_ms: c.prompt_eval_ms,
+                prompt_eval_tokens: c.prompt_eval_tokens,
+                eval_ms: c.eval_ms,
+                eval_tokens: c.eval_tokens,
+            }),
+            position_in_round: position,
         },
     }
 }
@@ -93,7 +106,7 @@ pub fn prompt_result(p: &PromptRuns) -> PromptResult {
             .runs
             .iter()
             .enumerate()
-            .map(|(i, r)| run_record(i as u32 + 1, r))
+            .map(|(i, r)| run_record(i as u32 + 1, r, p.positions.get(i).copied()))
             .collect(),
     }
 }

@@ -23,8 +23,39 @@ pub struct HttpComparison {
     pub server: ComparedServer,
     /// Confidence level of the intervals.
     pub confidence: f64,
+    /// How the two sides were ordered (files without it interleaved in-process first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairing: Option<PairingRecord>,
     /// Per prompt, in the order run.
     pub prompts: IndexMap<String, PromptComparison>,
+}
+
+/// How the two sides of the comparison were ordered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairingRecord {
+    /// `interleaved` (run by run, ABBA) or `blocks` (every in-process run, unload, every HTTP run).
+    pub mode: String,
+    /// What `--pairing` asked for (`auto`, `interleaved`, `blocks`).
+    pub requested: String,
+    /// Why this mode (memory needed against memory available, or the user's choice).
+    pub reason: String,
+}
+
+/// Whether the order within a round moves the difference: the difference HTTP − in-process of
+/// the rounds where HTTP ran first against the rounds where in-process ran first (Welch). Within
+/// noise means the order did not matter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderEffect {
+    /// Rounds where the in-process run came first.
+    pub inprocess_first_rounds: u32,
+    /// Rounds where the HTTP run came first.
+    pub http_first_rounds: u32,
+    /// On the TTFT difference (ms); absent with fewer than two rounds of each order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<Welch>,
+    /// On the ITL-mean difference (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub itl_mean_ms: Option<Welch>,
 }
 
 /// The llama-server of the comparison.
@@ -88,6 +119,11 @@ pub struct Split {
     pub server_minus_inprocess_ms: f64,
     /// `http_ms − server_ms`.
     pub client_overhead_ms: f64,
+    /// The in-process engine's own counter for the same span (llama.cpp's prompt evaluation time;
+    /// per token its one-token decode time), beside our stamps, as the server's own timing is
+    /// beside the client's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inprocess_engine_ms: Option<f64>,
 }
 
 /// The HTTP side taken apart with the server's own timings.
@@ -148,4 +184,7 @@ pub struct PromptComparison {
     /// The HTTP side split with the server's timings (absent when it reported none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_split: Option<HttpSplit>,
+    /// Whether the order within a round moved the difference (interleaved runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_effect: Option<OrderEffect>,
 }

@@ -272,6 +272,27 @@ pub struct RunRecord {
     /// What the server said it spent (HTTP engines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerRecord>,
+    /// The engine's own counters for this run (in-process llama.cpp: `llama_perf_context`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_counters: Option<EngineCountersRecord>,
+    /// With engines interleaved: this run's position in its round (0 = it ran first). Rounds
+    /// alternate the order (ABBA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_in_round: Option<u32>,
+}
+
+/// llama.cpp's own counters for one run (`llama_perf_context`), beside the recorder's stamps.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct EngineCountersRecord {
+    /// Time in prompt evaluation (batches of more than one token), ms.
+    pub prompt_eval_ms: f64,
+    /// Tokens evaluated in those batches.
+    pub prompt_eval_tokens: u64,
+    /// Time in one-token decodes, ms: graph compute up to the logits, without sampling or
+    /// detokenization.
+    pub eval_ms: f64,
+    /// One-token decodes (generated tokens − 1 when every token but the last was decoded).
+    pub eval_tokens: u64,
 }
 
 /// Server-side figures of one HTTP run.

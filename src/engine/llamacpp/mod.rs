@@ -1,5 +1,11 @@
 //! The llama.cpp engine, in-process through `llama-cpp-2`: the model is loaded once, one context is
-//! kept, and its KV cache is cleared before every request so that no run reuses another's prompt.
+//! kept, and the sequence's KV cells are dropped at the start of every request (as llama-server
+//! drops a slot's cells) so that no run reuses another's prompt. Sampling runs llama.cpp's sampler
+//! chain, the same one llama-server runs for the comparison's requests.
+
+mod load_report;
+
+pub use load_report::{device_of, LoadReport};
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -18,10 +24,15 @@ use llama_cpp_2::token::LlamaToken;
 use serde_json::{json, Map, Value};
 
 use super::{
-    Engine, EngineError, EngineInfo, Finish, Outcome, PreparedPrompt, PromptMode, Request,
+    Engine, EngineCounters, EngineError, EngineInfo, Finish, Outcome, PreparedPrompt, PromptMode,
+    Request,
 };
 use crate::measure::Recorder;
 use crate::prompts::PromptSpec;
+
+/// The sampler chain, as recorded in the settings (the same on llama-server's side of
+/// `--compare-http`, which is asked for `samplers: ["temperature"]`).
+pub const SAMPLER_CHAIN: &str = "logit_bias(eog=-inf when ignoring EOS) > temp_ext > dist(seed)";
 
 /// The llama.cpp build that the pinned `llama-cpp-sys-2` compiles in.
 pub const LLAMA_CPP_BUILD: u32 = 11434;
@@ -79,6 +90,9 @@ pub struct LlamaCppSettings {
     pub ubatch_size: u32,
     /// Flash attention policy.
     pub flash_attn: FlashAttn,
+    /// Full-size KV cache for sliding-window attention layers (llama.cpp's library default is on,
+    /// llama-server's is off; the tool follows llama-server so both sides hold the same cache).
+    pub swa_full: bool,
     /// Let llama.cpp print its own logs.
     #[serde(skip)]
     pub verbose: bool,
@@ -100,6 +114,7 @@ pub struct LlamaCppEngine {
     eog_tokens: Vec<LlamaToken>,
     load_ms: f64,
     details: Map<String, Value>,
+    load_report: LoadReport,
     piece: Vec<u8>,
 }
 
@@ -108,11 +123,7 @@ fn backend(verbose: bool) -> Result<&'static LlamaBackend, EngineError> {
     if let Some(b) = BACKEND.get() {
         return Ok(b);
     }
-    if !verbose {
-        llama_cpp_2::send_logs_to_tracing(
-            llama_cpp_2::LogOptions::default().with_logs_enabled(false),
-        );
-    }
+    load_report::install(verbose);
     let b = LlamaBackend::init()
         .map_err(|e| EngineError::Load(format!("cannot start llama.cpp: {e}")))?;
     Ok(BACKEND.get_or_init(|| b))
@@ -165,6 +176,9 @@ fn context_params(s: &LlamaCppSettings) -> LlamaContextParams {
         .with_n_threads(threads)
         .with_n_threads_batch(threads)
         .with_flash_attention_policy(fa)
+        .with_swa_full(s.swa_full)
+        // llama.cpp's own counters (llama_perf_context) are kept per run, as llama-server keeps them.
+        .with_no_perf(false)
 }
 
 impl LlamaCppEngine {
@@ -175,27 +189,39 @@ impl LlamaCppEngine {
         let started = Instant::now();
         let ngl = u32::try_from(settings.n_gpu_layers).unwrap_or(u32::MAX);
         let params = LlamaModelParams::default().with_n_gpu_layers(ngl);
-        let model = LlamaModel::load_from_file(backend, &settings.model, &params).map_err(|e| {
+        let (model, mut log) =
+            load_report::capture(|| LlamaModel::load_from_file(backend, &settings.model, &params));
+        let model = model.map_err(|e| {
             EngineError::Load(format!(
                 "llama.cpp could not load {} ({e}): the file may be truncated or corrupt; download it again",
                 settings.model.display()
             ))
         })?;
         let mut details = model_details(&model);
+        details.insert("sampler_chain".into(), json!(SAMPLER_CHAIN));
         details.insert(
             "gpu_offload_supported".into(),
             json!(backend.supports_gpu_offload()),
         );
-        let loaded = Loaded::try_new(model, |model| {
-            model.new_context(backend, context_params(&settings))
-        })
-        .map_err(|e| {
+        let (loaded, context_log) = load_report::capture(|| {
+            Loaded::try_new(model, |model| {
+                model.new_context(backend, context_params(&settings))
+            })
+        });
+        log.extend(context_log);
+        let loaded = loaded.map_err(|e| {
             EngineError::Load(format!(
                 "llama.cpp could not create a context of {} tokens ({e}): try a smaller --ctx-size or --batch-size",
                 settings.ctx_size
             ))
         })?;
         let load_ms = started.elapsed().as_secs_f64() * 1e3;
+        let load_report = LoadReport::parse(&log);
+        let n_layer = loaded.borrow_owner().n_layer();
+        details.insert(
+            "offload".into(),
+            load_report.to_json(n_layer, settings.n_gpu_layers),
+        );
         let eog_tokens = {
             let vocab = loaded.borrow_owner().vocab();
             vocab.tokens().filter(|&t| vocab.is_eog(t)).collect()
@@ -206,8 +232,37 @@ impl LlamaCppEngine {
             eog_tokens,
             load_ms,
             details,
+            load_report,
             piece: Vec::with_capacity(64),
         })
+    }
+
+    /// A warning when `--n-gpu-layers` asked for GPU layers that llama.cpp did not offload (a
+    /// build without a GPU backend runs every layer on the CPU).
+    pub fn offload_warning(&self) -> Option<String> {
+        let asked = self.settings.n_gpu_layers;
+        if asked <= 0 {
+            return None;
+        }
+        let n_layer = self.loaded.borrow_owner().n_layer();
+        let (done, total) = self.load_report.layers(n_layer);
+        let expected = (asked as u32).min(total);
+        if done >= expected {
+            return None;
+        }
+        Some(match self.load_report.offloaded {
+            None => format!(
+                "warning: --n-gpu-layers {asked} asks for GPU layers, but this build has no GPU backend: all {total} layers run on the CPU and the numbers are CPU numbers; rebuild with `cargo build --release --features cuda`"
+            ),
+            Some(_) => format!(
+                "warning: --n-gpu-layers {asked}: llama.cpp offloaded only {done} of {total} layers to the GPU"
+            ),
+        })
+    }
+
+    /// llama.cpp's load report: layers offloaded and the buffers that hold the model.
+    pub fn load_report(&self) -> &LoadReport {
+        &self.load_report
     }
 
     /// Whether `settings` can reuse this engine's loaded model (same file and GPU offload), so
@@ -226,18 +281,40 @@ impl LlamaCppEngine {
         let backend = backend(settings.verbose)?;
         let started = Instant::now();
         let model = self.loaded.into_owner();
-        let loaded = Loaded::try_new(model, |model| model.new_context(backend, context_params(&settings)))
-            .map_err(|e| {
+        let (loaded, log) = load_report::capture(|| {
+            Loaded::try_new(model, |model| {
+                model.new_context(backend, context_params(&settings))
+            })
+        });
+        // The weights stay where they were; the context's buffers are new.
+        let mut load_report = self.load_report;
+        load_report.buffers.retain(|b| b.holds == "model");
+        load_report.buffers.extend(
+            LoadReport::parse(&log)
+                .buffers
+                .into_iter()
+                .filter(|b| b.holds != "model"),
+        );
+        let loaded = loaded.map_err(|e| {
                 EngineError::Load(format!(
                     "llama.cpp could not create a context of {} tokens ({e}): try a smaller --ctx-size or --batch-size",
                     settings.ctx_size
                 ))
             })?;
+        let mut details = self.details;
+        let n_layer = loaded.borrow_owner().n_layer();
+        details.insert(
+            "offload".into(),
+            load_report.to_json(n_layer, settings.n_gpu_layers),
+        );
         Ok(Self {
             settings,
             loaded,
             load_ms: self.load_ms + started.elapsed().as_secs_f64() * 1e3,
-            ..self
+            details,
+            load_report,
+            eog_tokens: self.eog_tokens,
+            piece: self.piece,
         })
     }
 
@@ -260,11 +337,12 @@ impl LlamaCppEngine {
         }
     }
 
-    fn sampler(&self, req: &Request<'_>) -> Option<LlamaSampler> {
+    /// llama.cpp's sampler chain as llama-server builds it for the comparison's requests
+    /// (`samplers: ["temperature"]`): the end-of-generation tokens biased to −∞ when EOS is
+    /// ignored, the temperature (at 0 it keeps only the most likely token), then the seeded draw.
+    /// Both sides thus do the same work per token over the whole vocabulary, greedy or not.
+    fn sampler(&self, req: &Request<'_>) -> LlamaSampler {
         let s = req.sampling;
-        if s.temperature <= 0.0 {
-            return None; // greedy: argmax over the logits, see `greedy_token`
-        }
         let model = self.loaded.borrow_owner();
         let mut chain = Vec::new();
         if s.ignore_eos {
@@ -275,29 +353,10 @@ impl LlamaCppEngine {
                 .collect();
             chain.push(LlamaSampler::logit_bias(model.n_vocab(), &biases));
         }
-        chain.push(LlamaSampler::temp(s.temperature));
+        chain.push(LlamaSampler::temp_ext(s.temperature, 0.0, 1.0));
         chain.push(LlamaSampler::dist(s.seed));
-        Some(LlamaSampler::chain_simple(chain))
+        LlamaSampler::chain_simple(chain)
     }
-}
-
-/// The most likely token, skipping end-of-generation tokens when `skip_eog` holds.
-fn greedy_token(logits: &[f32], eog: &[LlamaToken], skip_eog: bool) -> LlamaToken {
-    let argmax = |skip: &dyn Fn(usize) -> bool| {
-        let mut best = (0usize, f32::NEG_INFINITY);
-        for (i, &l) in logits.iter().enumerate() {
-            if l > best.1 && !skip(i) {
-                best = (i, l);
-            }
-        }
-        best.0
-    };
-    let is_eog = |i: usize| eog.iter().any(|t| usize::try_from(t.0).ok() == Some(i));
-    let mut best = argmax(&|_| false);
-    if skip_eog && is_eog(best) {
-        best = argmax(&is_eog);
-    }
-    LlamaToken(i32::try_from(best).unwrap_or(0))
 }
 
 fn model_details(model: &LlamaModel) -> Map<String, Value> {
@@ -349,6 +408,7 @@ impl Engine for LlamaCppEngine {
         settings.insert("batch_size".into(), json!(s.batch_size));
         settings.insert("ubatch_size".into(), json!(s.ubatch_size));
         settings.insert("flash_attn".into(), json!(s.flash_attn.to_string()));
+        settings.insert("swa_full".into(), json!(s.swa_full));
         EngineInfo {
             key: "llamacpp".into(),
             name: "llama.cpp".into(),
@@ -407,11 +467,14 @@ impl Engine for LlamaCppEngine {
         let max_tokens = req.prompt.max_tokens;
         let mut sampler = self.sampler(req);
         let n_batch = self.settings.batch_size.max(1) as usize;
-        let eog = &self.eog_tokens;
         let piece = &mut self.piece;
         self.loaded.with_dependent_mut(|model, ctx| {
             let vocab = model.vocab();
-            ctx.clear_kv_cache();
+            // Drop the sequence's cells (metadata only, as llama-server does for a new task);
+            // zeroing the whole KV buffer would cost time that grows with --ctx-size.
+            ctx.clear_kv_cache_seq(Some(0), None, None)
+                .map_err(|e| EngineError::Generate(format!("cannot clear the KV cache: {e}")))?;
+            ctx.reset_timings();
             let prompt = vocab.tokenize(req.prompt.text.as_bytes(), true, true);
             if prompt.is_empty() {
                 return Err(EngineError::Prompt(format!(
@@ -443,21 +506,18 @@ impl Engine for LlamaCppEngine {
                 if rec.should_stop() {
                     return Err(EngineError::Interrupted);
                 }
-                let token = match sampler.as_mut() {
-                    Some(s) => s.sample(ctx, logits_idx),
-                    None => {
-                        greedy_token(ctx.get_logits_ith(logits_idx), eog, req.sampling.ignore_eos)
-                    }
-                };
+                let token = sampler.sample(ctx, logits_idx);
+                piece.clear();
+                vocab.token_to_piece_into(token, piece, false, None);
+                // An end-of-generation token is a generated token, as llama-server and vLLM count
+                // it; it ends the request.
+                rec.tokens(1);
+                text.extend_from_slice(piece);
+                token_ids.push(i64::from(token.0));
                 if !req.sampling.ignore_eos && vocab.is_eog(token) {
                     finish = Finish::Eos;
                     break;
                 }
-                piece.clear();
-                vocab.token_to_piece_into(token, piece, false, None);
-                rec.tokens(1);
-                text.extend_from_slice(piece);
-                token_ids.push(i64::from(token.0));
                 if n + 1 == max_tokens {
                     break;
                 }
@@ -467,12 +527,27 @@ impl Engine for LlamaCppEngine {
                 pos += 1;
                 logits_idx = 0;
             }
+            let t = ctx.timings();
+            // One-token decodes ran after every generated token but the last; llama.cpp reports
+            // at least 1 even when there was none.
+            let decodes = token_ids.len().saturating_sub(1) as u64;
+            let counters = EngineCounters {
+                prompt_eval_ms: t.t_p_eval_ms(),
+                prompt_eval_tokens: u64::try_from(t.n_p_eval()).unwrap_or(0),
+                eval_ms: t.t_eval_ms(),
+                eval_tokens: if decodes == 0 {
+                    0
+                } else {
+                    u64::try_from(t.n_eval()).unwrap_or(0)
+                },
+            };
             Ok(Outcome {
                 prompt_tokens: prompt.len() as u64,
                 token_ids,
                 text: String::from_utf8_lossy(&text).into_owned(),
                 finish,
                 server: None,
+                counters: Some(counters),
             })
         })
     }
@@ -481,14 +556,6 @@ impl Engine for LlamaCppEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn greedy_skips_end_of_generation_only_when_asked() {
-        let logits = [0.1, 5.0, 3.0, -1.0];
-        let eog = [LlamaToken(1)];
-        assert_eq!(greedy_token(&logits, &eog, false), LlamaToken(1));
-        assert_eq!(greedy_token(&logits, &eog, true), LlamaToken(2));
-    }
 
     #[test]
     fn flash_attn_parses_llama_server_and_llama_bench_spellings() {

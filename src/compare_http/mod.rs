@@ -1,0 +1,329 @@
+//! `--compare-http`: an in-process engine against the same engine served over HTTP (llama.cpp
+//! against llama-server of the same build; vLLM against `vllm serve` from the same environment),
+//! interleaved run by run, and the report of what the serving layer costs and where it goes.
+//!
+//! Both sides evaluate identical tokens: the in-process engine applies the chat template (or takes
+//! the raw prompt), and the HTTP side sends that same text to `/v1/completions`, so the server adds
+//! no template of its own. llama-server gets the in-process settings (model, context, threads, batch
+//! sizes, GPU layers, flash attention), one slot and no prompt cache; requests ask for the
+//! in-process sampler chain (greedy by default), the same max tokens and ignore-eos. `vllm serve`
+//! gets the in-process engine arguments (prefix caching off, the same KV cache size and threads).
+
+mod analysis;
+mod pairing;
+mod render;
+
+pub use analysis::build;
+pub use pairing::{choose, DeviceNeed};
+pub use render::render;
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::engine::http::{Api, Flavor, HttpEngine, HttpSettings};
+use crate::engine::llamacpp::{LlamaCppEngine, LlamaCppSettings};
+use crate::engine::vllm::{self, VllmSettings};
+use crate::engine::VllmEngine;
+use crate::engine::{Engine, EngineInfo, PreparedPrompt};
+use crate::measure::StopFlag;
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::results::http_comparison::{ComparedServer, HttpComparison, PairingRecord};
+use crate::server::{self, Launch, ServerProcess, ServerSettings};
+use crate::suite::{self, EngineRuns, Pairing, SuiteEnd};
+
+/// Results key of llama-server's side; the in-process side keeps `llamacpp`.
+pub const HTTP_KEY: &str = "llamacpp-http";
+
+/// Results key of `vllm serve`'s side; the in-process side keeps `vllm`.
+pub const VLLM_HTTP_KEY: &str = "vllm-http";
+
+/// Confidence level of the intervals.
+pub const CONFIDENCE: f64 = 0.95;
+
+const METHOD: &str = "the in-process prompt text (after the chat template) sent as is to \
+llama-server's /v1/completions; same model and settings (swa_full included), one server slot, \
+prompt cache off on both sides (in-process: the sequence's KV cells dropped at the request start, \
+metadata only, as llama-server does), the same llama.cpp sampler chain on both sides (EOG bias when \
+ignoring EOS, temperature, seeded draw; greedy at temperature 0), same max tokens and ignore-eos, \
+the end-of-generation token counted on both sides";
+
+const VLLM_METHOD: &str = "the in-process prompt text (after the chat template) sent as is to \
+vllm serve's /v1/completions; the same model, engine arguments, KV cache size and threads, prefix \
+caching off; greedy unless a temperature is given, same max tokens and ignore-eos";
+
+/// What a comparison run came to.
+pub struct Compared {
+    /// In-process runs, then HTTP runs.
+    pub runs: Vec<EngineRuns>,
+    /// How the suite ended.
+    pub end: SuiteEnd,
+    /// An error that spoiled the runs after they started (the server died).
+    pub fatal: Option<anyhow::Error>,
+    /// The comparison, when both sides ran.
+    pub comparison: Option<HttpComparison>,
+}
+
+/// What each GPU must hold for one copy of the llama.cpp engine (weights, KV cache, compute
+/// buffers off the CPU), from llama.cpp's load report and its device list.
+fn llamacpp_needs(engine: &LlamaCppEngine) -> Vec<DeviceNeed> {
+    let info = engine.info();
+    let total = |device: &str| {
+        info.details
+            .get("backend_devices")
+            .and_then(|d| d.as_array())
+            .and_then(|devs| {
+                devs.iter()
+                    .find(|d| d.get("name").and_then(|n| n.as_str()) == Some(device))
+            })
+            .and_then(|d| d.get("memory_total_bytes"))
+            .and_then(|m| m.as_u64())
+    };
+    let mut needs: Vec<DeviceNeed> = Vec::new();
+    for b in &engine.load_report().buffers {
+        let device = crate::engine::llamacpp::device_of(&b.name);
+        if device == "CPU" {
+            continue;
+        }
+        match needs.iter_mut().find(|n| n.device == device) {
+            Some(n) => n.one_copy_bytes += b.bytes,
+            None => needs.push(DeviceNeed {
+                total_bytes: total(&device),
+                device,
+                one_copy_bytes: b.bytes,
+            }),
+        }
+    }
+    needs
+}
+
+/// What vLLM needs per GPU: on the CPU nothing; on a GPU its `--gpu-memory-utilization` share of
+/// the device (both copies take that share).
+fn vllm_needs(settings: &VllmSettings, info: &EngineInfo) -> Vec<DeviceNeed> {
+    let device = info
+        .details
+        .get("device")
+        .and_then(|d| d.as_str())
+        .unwrap_or("cpu");
+    if device.starts_with("cpu") {
+        return Vec::new();
+    }
+    const SHARE: u64 = 1 << 40;
+    vec![DeviceNeed {
+        device: device.to_string(),
+        one_copy_bytes: (settings.gpu_memory_utilization * SHARE as f64) as u64,
+        total_bytes: Some(SHARE),
+    }]
+}
+
+/// Loads the model in-process, starts llama-server with the same settings, runs the plan on both
+/// (interleaved in ABBA order, or in blocks when two copies do not fit), stops the server and
+/// compares.
+pub fn measure(
+    settings: &LlamaCppSettings,
+    llama_server: Option<&Path>,
+    plan: &Plan,
+    stop: &StopFlag,
+    progress: &Progress,
+) -> anyhow::Result<Compared> {
+    let binary = server::find_binary(llama_server)?;
+    progress.status(&format!("loading {}", settings.model.display()));
+    let mut inproc = LlamaCppEngine::load(settings.clone())?;
+    if let Some(w) = inproc.offload_warning() {
+        progress.println(&w);
+    }
+    let prepared = suite::prepare_all(&mut [&mut inproc], &plan.prompts, &plan.suite.mode)?
+        .pop()
+        .context("no prompts were prepared")?;
+    let (mode, reason) = choose(plan.pairing, &llamacpp_needs(&inproc));
+    let pairing = PairingRecord {
+        mode: mode.name().into(),
+        requested: plan.pairing.name().into(),
+        reason,
+    };
+    let launch = ServerSettings::matching(settings, binary).launch();
+    let start = |progress: &Progress| -> anyhow::Result<HttpEngine> {
+        progress.status("starting llama-server");
+        let started = ServerProcess::launch(&launch, stop)?;
+        if let Some(build) = started.build_mismatch() {
+            eprintln!(
+                "warning: llama-server is build {build} but the in-process engine is b{}: the comparison mixes builds",
+                crate::engine::llamacpp::LLAMA_CPP_BUILD
+            );
+        }
+        eprintln!(
+            "llama-server{} ready on {} (pid {}) after {:.0} ms",
+            started
+                .build()
+                .map(|b| format!(" b{b}"))
+                .unwrap_or_default(),
+            started.url(),
+            started.pid(),
+            started.ready_ms()
+        );
+        let http_settings = HttpSettings {
+            flavor: Some(Flavor::LlamaServer),
+            inprocess_sampling: true,
+            ..HttpSettings::new(HTTP_KEY, started.url(), "--llama-server", Api::Completions)
+        };
+        Ok(HttpEngine::with_server(http_settings, started)?)
+    };
+    run_sides(
+        Box::new(inproc),
+        prepared,
+        &start,
+        (METHOD, pairing),
+        plan,
+        stop,
+        progress,
+    )
+}
+
+/// Loads vLLM in-process, starts `vllm serve` from the same environment with the same engine
+/// arguments, runs the plan on both, stops the server and compares.
+pub fn measure_vllm(
+    settings: &VllmSettings,
+    plan: &Plan,
+    stop: &StopFlag,
+    progress: &Progress,
+) -> anyhow::Result<Compared> {
+    progress.status(&format!(
+        "loading vLLM and {} (a first start takes a minute)",
+        settings.model.display()
+    ));
+    let mut inproc = VllmEngine::load(settings.clone())?;
+    let prepared = suite::prepare_all(&mut [&mut inproc], &plan.prompts, &plan.suite.mode)?
+        .pop()
+        .context("no prompts were prepared")?;
+    let info = inproc.info();
+    let launch: Launch = vllm::serve_launch(settings, inproc.python_env(), &info);
+    let (mode, reason) = choose(plan.pairing, &vllm_needs(settings, &info));
+    let pairing = PairingRecord {
+        mode: mode.name().into(),
+        requested: plan.pairing.name().into(),
+        reason,
+    };
+    let start = |progress: &Progress| -> anyhow::Result<HttpEngine> {
+        progress.status("starting vllm serve (it loads the model again; a minute or more)");
+        let started = ServerProcess::launch(&launch, stop)?;
+        eprintln!(
+            "vllm serve ready on {} (pid {}) after {:.0} ms",
+            started.url(),
+            started.pid(),
+            started.ready_ms()
+        );
+        let http_settings = HttpSettings {
+            flavor: Some(Flavor::Vllm),
+            ..HttpSettings::new(
+                VLLM_HTTP_KEY,
+                started.url(),
+                "--compare-http",
+                Api::Completions,
+            )
+        };
+        Ok(HttpEngine::with_server(http_settings, started)?)
+    };
+    run_sides(
+        Box::new(inproc),
+        prepared,
+        &start,
+        (VLLM_METHOD, pairing),
+        plan,
+        stop,
+        progress,
+    )
+}
+
+fn server_info(http: &HttpEngine) -> Option<ComparedServer> {
+    http.server().map(|s| ComparedServer {
+        name: Some(s.name().to_string()),
+        binary: s.binary().display().to_string(),
+        build: s.build(),
+        url: s.url().to_string(),
+        endpoint: Api::Completions.path().to_string(),
+        args: s.args().to_vec(),
+        ready_ms: s.ready_ms(),
+    })
+}
+
+/// Runs the prepared prompts on the in-process engine and on the server, interleaved or in
+/// blocks as `pairing` says, then stops the server and compares.
+fn run_sides<'a>(
+    mut inproc: Box<dyn Engine + 'a>,
+    prepared: Vec<PreparedPrompt>,
+    start: &dyn Fn(&Progress) -> anyhow::Result<HttpEngine>,
+    (method, pairing): (&str, PairingRecord),
+    plan: &Plan,
+    stop: &StopFlag,
+    progress: &Progress,
+) -> anyhow::Result<Compared> {
+    let blocks = pairing.mode == Pairing::Blocks.name();
+    let (runs, mut end, mut http) = if blocks {
+        eprintln!(
+            "pairing: blocks ({}): every in-process run, then the model is unloaded and the server started",
+            pairing.reason
+        );
+        let (runs, end) = suite::run(
+            &mut [inproc.as_mut()],
+            vec![prepared.clone()],
+            &plan.suite,
+            stop,
+            progress,
+        );
+        drop(inproc); // one copy of the model at a time
+        if end == SuiteEnd::Interrupted {
+            return Ok(Compared {
+                runs,
+                end,
+                fatal: None,
+                comparison: None,
+            });
+        }
+        let mut http = start(progress)?;
+        let (http_runs, end) = suite::run(
+            &mut [&mut http as &mut dyn Engine],
+            vec![prepared],
+            &plan.suite,
+            stop,
+            progress,
+        );
+        (
+            runs.into_iter().chain(http_runs).collect::<Vec<_>>(),
+            end,
+            http,
+        )
+    } else {
+        let mut http = start(progress)?;
+        let (runs, end) = {
+            let mut engines: [&mut dyn Engine; 2] = [inproc.as_mut(), &mut http];
+            suite::run(
+                &mut engines,
+                vec![prepared.clone(), prepared],
+                &plan.suite,
+                stop,
+                progress,
+            )
+        };
+        (runs, end, http)
+    };
+    let info = server_info(&http);
+    // A dead server stops the suite (the engine says `Stopped`); that is an error, not a Ctrl-C.
+    let fatal = http
+        .server_exit(std::time::Duration::ZERO)
+        .map(anyhow::Error::msg);
+    if fatal.is_some() && !stop.is_raised() {
+        end = SuiteEnd::Complete;
+    }
+    drop(http); // stops the server
+    let comparison: Option<HttpComparison> = match (runs.as_slice(), info) {
+        ([a, b], Some(info)) => Some(build(a, b, info, method, pairing)),
+        _ => None,
+    };
+    Ok(Compared {
+        runs,
+        end,
+        fatal,
+        comparison,
+    })
+}

@@ -1,0 +1,259 @@
+//! Both sides of `--compare-http` do the same work, on the real llama-server (build 11434) and
+//! SmolLM2: the same sampler chain and `swa_full`, the end-of-generation token counted alike,
+//! ABBA order recorded and checked, blocks when asked, llama.cpp's own counters beside the stamps,
+//! and a CPU build that says where `--n-gpu-layers` really ran. Never skipped.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use inproc_bench::server::VENDOR_SERVER;
+use serde_json::Value;
+
+fn llama_server() -> PathBuf {
+    let p = std::env::var_os("INPROC_LLAMA_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(VENDOR_SERVER));
+    assert!(
+        p.is_file(),
+        "llama-server {} is missing: build it with vendor/build-llama-tools.sh (scripts/test.sh does), or set INPROC_LLAMA_SERVER",
+        p.display()
+    );
+    p
+}
+
+fn compare(dir: &Path, extra: &[&str]) -> (std::process::Output, Value) {
+    let out_path = dir.join("r.json");
+    let model = model();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_inproc-bench"));
+    c.env("CI", "1")
+        .env("INPROC_LLAMA_SERVER", llama_server())
+        .args([
+            "--engine",
+            "llamacpp",
+            "--model",
+            model.to_str().unwrap(),
+            "--compare-http",
+            "--threads",
+            "1",
+            "--output",
+            out_path.to_str().unwrap(),
+        ])
+        .args(extra);
+    let out = c.output().expect("the binary starts");
+    assert!(out.status.success(), "{}", show(&out));
+    (out, read_json(&out_path))
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect()
+}
+
+/// A prompt the default model answers in a few tokens, then ends with its end-of-generation token.
+const EARLY_EOS: &str = r#"[{"name":"yesno","prompt":"Answer with one word, yes or no: is the sky blue?","max_tokens":40}]"#;
+
+#[test]
+fn both_sides_count_eos_alike_run_abba_and_record_the_same_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let prompts = dir.path().join("p.json");
+    std::fs::write(&prompts, EARLY_EOS).unwrap();
+    let (out, j) = compare(
+        dir.path(),
+        &[
+            "--prompt-file",
+            prompts.to_str().unwrap(),
+            "--prompt",
+            "yesno",
+            "--ignore-eos",
+            "false",
+            "--warmup",
+            "0",
+            "--runs",
+            "4",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (a, b) = (&j["results"]["llamacpp"], &j["results"]["llamacpp-http"]);
+
+    // EOS: both sides stop at it and count it; same tokens, same text.
+    let (ra, rb) = (
+        a["prompts"]["yesno"]["runs"].as_array().unwrap(),
+        b["prompts"]["yesno"]["runs"].as_array().unwrap(),
+    );
+    assert_eq!((ra.len(), rb.len()), (4, 4));
+    for (x, y) in ra.iter().zip(rb) {
+        assert_eq!(x["finish_reason"], "eos", "{x}");
+        assert_eq!(y["finish_reason"], "eos", "{y}");
+        let n = x["tokens_generated"].as_u64().unwrap();
+        assert!(n < 40, "stopped early: {x}");
+        assert_eq!(
+            x["tokens_generated"], y["tokens_generated"],
+            "the EOS token counts on both sides"
+        );
+        assert_eq!(y["server"]["usage_tokens"], y["tokens_generated"]);
+    }
+    assert_eq!(j["http_comparison"]["prompts"]["yesno"]["same_text"], true);
+
+    // ABBA: the in-process run goes first in rounds 1 and 3, second in rounds 2 and 4.
+    let pos = |runs: &[Value]| -> Vec<u64> {
+        runs.iter()
+            .map(|r| r["position_in_round"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(pos(ra), vec![0, 1, 0, 1]);
+    assert_eq!(pos(rb), vec![1, 0, 1, 0]);
+    let c = &j["http_comparison"];
+    assert_eq!(c["pairing"]["mode"], "interleaved", "{}", c["pairing"]);
+    assert_eq!(c["pairing"]["requested"], "auto");
+    let order = &c["prompts"]["yesno"]["order_effect"];
+    assert_eq!(order["inprocess_first_rounds"], 2, "{order}");
+    assert_eq!(order["http_first_rounds"], 2, "{order}");
+    assert!(order["ttft_ms"]["difference_ci_low"].is_number(), "{order}");
+    assert!(
+        stdout.contains("order: in-process first in 2 rounds, HTTP first in 2"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("pairing: interleaved"), "{stdout}");
+
+    // The same sampler chain and the same swa_full on both sides.
+    assert!(a["details"]["sampler_chain"]
+        .as_str()
+        .unwrap()
+        .contains("temp_ext"));
+    assert_eq!(
+        b["settings"]["samplers"],
+        serde_json::json!(["temperature"])
+    );
+    assert_eq!(a["settings"]["swa_full"], false);
+    assert!(!strings(&b["details"]["server_args"]).contains(&"--swa-full"));
+
+    // llama.cpp's own counters beside the stamps: every prompt token in the prompt evaluation,
+    // one decode per generated token but the last.
+    for x in ra {
+        let k = &x["engine_counters"];
+        assert_eq!(k["prompt_eval_tokens"], x["prompt_tokens"], "{x}");
+        assert_eq!(
+            k["eval_tokens"].as_u64().unwrap(),
+            x["tokens_generated"].as_u64().unwrap() - 1,
+            "{x}"
+        );
+        assert!(k["prompt_eval_ms"].as_f64().unwrap() > 0.0);
+        assert!(
+            k["prompt_eval_ms"].as_f64().unwrap() <= x["ttft_ms"].as_f64().unwrap(),
+            "the prompt evaluation is part of TTFT: {x}"
+        );
+    }
+    let split = &c["prompts"]["yesno"]["http_split"];
+    assert!(
+        split["ttft"]["inprocess_engine_ms"].as_f64().unwrap() > 0.0,
+        "{split}"
+    );
+    assert!(
+        stdout.contains("in-process llama.cpp counters: prompt eval"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn blocks_run_every_in_process_run_first_and_swa_full_reaches_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, j) = compare(
+        dir.path(),
+        &[
+            "--pairing",
+            "blocks",
+            "--swa-full",
+            "--prompt",
+            "short",
+            "--warmup",
+            "0",
+            "--runs",
+            "2",
+            "--max-tokens",
+            "8",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("pairing: blocks (asked with --pairing)"),
+        "{stderr}"
+    );
+    let c = &j["http_comparison"];
+    assert_eq!(c["pairing"]["mode"], "blocks");
+    assert!(c["prompts"]["short"].get("order_effect").is_none());
+    let (a, b) = (&j["results"]["llamacpp"], &j["results"]["llamacpp-http"]);
+    for side in [a, b] {
+        for r in side["prompts"]["short"]["runs"].as_array().unwrap() {
+            assert!(r.get("position_in_round").is_none(), "{r}");
+            assert_eq!(r["tokens_generated"], 8);
+        }
+    }
+    assert_eq!(a["settings"]["swa_full"], true);
+    assert!(strings(&b["details"]["server_args"]).contains(&"--swa-full"));
+    assert_eq!(c["prompts"]["short"]["same_text"], true);
+}
+
+#[test]
+fn gpu_layers_on_a_cpu_build_say_where_the_model_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("r.json");
+    let model = model();
+    let out = run(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--n-gpu-layers",
+        "30",
+        "--threads",
+        "1",
+        "--prompt",
+        "short",
+        "--warmup",
+        "0",
+        "--runs",
+        "1",
+        "--max-tokens",
+        "4",
+        "--format",
+        "md",
+        "--output",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warning = stderr
+        .lines()
+        .find(|l| l.starts_with("warning: --n-gpu-layers 30"))
+        .unwrap_or_else(|| panic!("no warning before the runs\n{stderr}"));
+    assert!(
+        warning.contains("no GPU backend") && warning.contains("--features cuda"),
+        "{warning}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("30 (0 offloaded)"), "{stdout}");
+    assert!(stdout.contains("| CPU "), "{stdout}");
+
+    let j = read_json(&out_path);
+    let e = &j["results"]["llamacpp"];
+    assert_eq!(e["settings"]["n_gpu_layers"], 30);
+    let o = &e["details"]["offload"];
+    assert_eq!(o["layers_offloaded"], 0, "{o}");
+    assert_eq!(o["layers_total"], 31, "{o}");
+    assert_eq!(o["weight_devices"], serde_json::json!(["CPU"]));
+
+    let csv = run(&["report", out_path.to_str().unwrap(), "--format", "csv"]);
+    assert!(csv.status.success(), "{}", show(&csv));
+    let text = String::from_utf8_lossy(&csv.stdout);
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    assert_eq!(row[col("layers_offloaded")], "0/31");
+    assert_eq!(row[col("backend")], "CPU");
+    assert_eq!(row[col("n_gpu_layers")], "30", "raw numbers in CSV");
+}
