@@ -34,6 +34,10 @@
 //! - **Total** (`total_ms`): `t_end − t0`, request start to the engine returning (the tail after the
 //!   last token: for HTTP the end of the stream).
 //!
+//! An end-of-generation token the model emits (only without ignore-eos) is a generated token on
+//! every engine: counted in `N`, stamped when sampled, and it ends the run (as llama-server and
+//! vLLM count it in `usage.completion_tokens`).
+//!
 //! A run with no generated token has no TTFT and fails; a run with a single delivery has no ITL or
 //! TPS (those metrics are left out of that run's record).
 //!
