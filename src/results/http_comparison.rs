@@ -22,6 +22,7 @@ pub struct HttpComparison {
     /// The server that was started.
     pub server: ComparedServer,
     /// Confidence level of the intervals.
+    #[serde(with = "crate::measure::json_float")]
     pub confidence: f64,
     /// Per prompt, in the order run.
     pub prompts: IndexMap<String, PromptComparison>,
@@ -45,6 +46,7 @@ pub struct ComparedServer {
     /// Its command-line flags.
     pub args: Vec<String>,
     /// Start to `/health` answering 200 (model load included), ms.
+    #[serde(with = "crate::measure::json_float")]
     pub ready_ms: f64,
 }
 
@@ -52,8 +54,10 @@ pub struct ComparedServer {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
     /// Mean.
+    #[serde(with = "crate::measure::json_float")]
     pub mean: f64,
     /// Sample standard deviation (n − 1).
+    #[serde(with = "crate::measure::json_float")]
     pub std: f64,
     /// Runs.
     pub n: usize,
@@ -79,14 +83,19 @@ pub struct MetricComparison {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Split {
     /// In-process mean.
+    #[serde(with = "crate::measure::json_float")]
     pub inprocess_ms: f64,
     /// What the server reported (mean).
+    #[serde(with = "crate::measure::json_float")]
     pub server_ms: f64,
     /// What the HTTP client measured (mean).
+    #[serde(with = "crate::measure::json_float")]
     pub http_ms: f64,
     /// `server_ms − inprocess_ms`.
+    #[serde(with = "crate::measure::json_float")]
     pub server_minus_inprocess_ms: f64,
     /// `http_ms − server_ms`.
+    #[serde(with = "crate::measure::json_float")]
     pub client_overhead_ms: f64,
 }
 
