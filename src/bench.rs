@@ -59,10 +59,13 @@ fn measure_one(
 ) -> anyhow::Result<(EngineRuns, SuiteEnd)> {
     let mut engines = [engine];
     let prepared = suite::prepare_all(&mut engines, &plan.prompts, &plan.suite.mode)?;
-    watch.start_runs();
+    let watching = gpu_watch_on();
+    if watching {
+        watch.start_runs();
+    }
     let (mut runs, end) = suite::run(&mut engines, prepared, &plan.suite, stop, progress);
     let mut one = runs.pop().context("the suite returned no engine")?;
-    // The watch samples from before the warmup runs, so their tokens count too.
+    // The watch samples from before the first warm-up run, so their tokens count too.
     let tokens: u64 = one
         .prompts
         .iter()
@@ -75,8 +78,21 @@ fn measure_one(
                     .sum::<u64>()
         })
         .sum();
-    one.gpu = Some(watch.finish_runs(tokens));
+    let mut gpu = watch.finish_runs(tokens);
+    if !watching {
+        let off = format!("{GPU_WATCH_VAR}=off: nothing was sampled during the runs");
+        gpu.note = Some(gpu.note.map_or(off.clone(), |n| format!("{n}; {off}")));
+    }
+    one.gpu = Some(gpu);
     Ok((one, end))
+}
+
+/// Setting this variable to `off` keeps the GPU watch's sampling thread from running during the
+/// runs (for `scripts/bench-observer-cost.sh`, which measures what the thread costs).
+pub const GPU_WATCH_VAR: &str = "INPROC_BENCH_GPU_WATCH";
+
+fn gpu_watch_on() -> bool {
+    std::env::var(GPU_WATCH_VAR).map_or(true, |v| v != "off")
 }
 
 fn run_llamacpp(
@@ -206,6 +222,7 @@ fn run_config(args: &RunArgs, plan: &Plan) -> RunConfig {
         ignore_eos: Some(plan.suite.sampling.ignore_eos),
         temperature: Some(plan.suite.sampling.temperature),
         seed: Some(plan.suite.sampling.seed),
+        prefix_cache: Some(plan.suite.sampling.prefix_cache),
         command_line: std::env::args().collect(),
     }
 }
@@ -304,7 +321,14 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         results: measured
             .runs
             .iter()
-            .map(|r| (results_key(r, sweep), build::engine_result(r)))
+            .map(|r| {
+                let mut e = build::engine_result(r);
+                // Every engine records the choice (an engine's own entry, if any, says how).
+                e.settings
+                    .entry("prefix_cache")
+                    .or_insert(plan.suite.sampling.prefix_cache.into());
+                (results_key(r, sweep), e)
+            })
             .collect(),
         complete: incomplete_reason.is_none(),
         incomplete_reason,

@@ -83,6 +83,22 @@ pub struct ReportArgs {
     pub plot: Option<PathBuf>,
 }
 
+/// A switch given as `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
+impl OnOff {
+    /// Whether it is `on`.
+    pub fn is_on(self) -> bool {
+        self == Self::On
+    }
+}
+
 /// Which engine runs the prompts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EngineKind {
@@ -167,6 +183,12 @@ pub struct RunArgs {
     /// Send the prompt text as is, without a chat template.
     #[arg(long, help_heading = "Plan")]
     pub raw_prompt: bool,
+    /// Prompt (prefix) cache between runs of the same prompt, on every engine: `off` makes every
+    /// run evaluate its whole prompt (vLLM over HTTP gets a unique `cache_salt` per request,
+    /// llama-server `cache_prompt: false`); `on` measures the cached case (runs 2..N reuse the
+    /// prompt's KV cache where the engine can).
+    #[arg(long, value_enum, default_value_t = OnOff::Off, value_name = "on|off", help_heading = "Plan")]
+    pub prefix_cache: OnOff,
 
     // ---- llama.cpp ----
     /// Layers to offload to the GPU (-1 = all). Accepted and recorded on CPU-only builds. A comma
@@ -291,7 +313,7 @@ pub struct RunArgs {
     /// Disable CUDA graphs (slower decoding, faster start).
     #[arg(long, help_heading = "vLLM")]
     pub enforce_eager: bool,
-    /// Reuse KV blocks of identical prompt prefixes; off so repeated runs are not flattered.
+    /// The same as `--prefix-cache on` (vLLM's own name for it).
     #[arg(long, help_heading = "vLLM")]
     pub enable_prefix_caching: bool,
 

@@ -286,6 +286,11 @@ fn llamacpp_combinations(a: &RunArgs) -> Result<Vec<Combination<LlamaCppSettings
     Ok(out)
 }
 
+/// `--prefix-cache on`, or vLLM's own `--enable-prefix-caching`.
+pub fn prefix_cache(a: &RunArgs) -> bool {
+    a.prefix_cache.is_on() || a.enable_prefix_caching
+}
+
 /// The HTTP targets: `--url` for `--engine http`, or the seed's `--backend` with its URLs.
 fn http_targets(a: &RunArgs) -> Result<Vec<HttpSettings>, PlanError> {
     let api = match a.api {
@@ -300,6 +305,7 @@ fn http_targets(a: &RunArgs) -> Result<Vec<HttpSettings>, PlanError> {
     }
     let target = |key: &str, url: &str, flag: &str, flavor: Option<Flavor>| HttpSettings {
         flavor,
+        prefix_cache: prefix_cache(a),
         ..HttpSettings::new(key, url, flag, api)
     };
     match (a.backend, &a.url) {
@@ -373,7 +379,7 @@ fn vllm_settings(a: &RunArgs) -> Result<VllmSettings, PlanError> {
         quantization: a.quantization.clone(),
         dtype: a.dtype.clone(),
         enforce_eager: a.enforce_eager,
-        enable_prefix_caching: a.enable_prefix_caching,
+        enable_prefix_caching: prefix_cache(a),
         verbose: a.verbose,
     })
 }
@@ -467,6 +473,7 @@ impl Plan {
                     temperature: a.temperature,
                     seed: a.seed,
                     ignore_eos: a.ignore_eos,
+                    prefix_cache: prefix_cache(a),
                 },
             },
             engine,
@@ -635,6 +642,43 @@ mod tests {
         };
         assert_eq!(settings.model, PathBuf::from("m.gguf"));
         assert_eq!(llama_server, Some(PathBuf::from("/x/llama-server")));
+    }
+
+    #[test]
+    fn prefix_cache_reaches_requests_and_vllm_and_is_off_by_default() {
+        let off = plan(&["--engine", "vllm", "--model", "m"]).unwrap();
+        assert!(!off.suite.sampling.prefix_cache);
+        let on = plan(&["--engine", "vllm", "--model", "m", "--prefix-cache", "on"]).unwrap();
+        assert!(on.suite.sampling.prefix_cache);
+        let EnginePlan::Vllm(s) = on.engine else {
+            panic!("not a vLLM plan")
+        };
+        assert!(s.enable_prefix_caching);
+        let old = plan(&[
+            "--engine",
+            "vllm",
+            "--model",
+            "m",
+            "--enable-prefix-caching",
+        ])
+        .unwrap();
+        assert!(old.suite.sampling.prefix_cache);
+        let llama = plan(&["--model", "m.gguf", "--prefix-cache", "on"]).unwrap();
+        assert!(llama.suite.sampling.prefix_cache);
+        let http = plan(&[
+            "--engine",
+            "http",
+            "--backend",
+            "vllm",
+            "--prefix-cache",
+            "on",
+        ])
+        .unwrap();
+        let EnginePlan::Http(targets) = http.engine else {
+            panic!("not an HTTP plan")
+        };
+        assert!(targets[0].prefix_cache);
+        assert!(Cli::try_parse_from(["inproc-bench", "--prefix-cache", "maybe"]).is_err());
     }
 
     #[test]

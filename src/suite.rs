@@ -118,7 +118,11 @@ fn one_run(
     sampling: &Sampling,
     rec: &mut Recorder,
 ) -> Result<RunResult, EngineError> {
-    let req = Request { prompt, sampling };
+    let req = Request {
+        prompt,
+        sampling,
+        prefix_cache: sampling.prefix_cache,
+    };
     rec.start();
     let outcome = engine.generate(&req, rec);
     let trace = rec.finish();

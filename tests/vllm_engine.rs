@@ -250,7 +250,7 @@ fn an_error_inside_vllm_is_one_line_without_a_traceback() {
     assert!(!out_path.exists());
 }
 
-/// Pids of processes whose command line mentions vLLM or Python multiprocessing helpers.
+/// Pids of Python processes whose command line mentions vLLM or multiprocessing helpers.
 fn python_helpers() -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -259,7 +259,10 @@ fn python_helpers() -> Vec<u32> {
         };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline);
-        if cmdline.contains("vllm") || cmdline.contains("multiprocessing") {
+        // Python processes only: other tools' command lines (a `cargo … --features vllm`) may
+        // mention vllm too.
+        let python = cmdline.contains("python");
+        if python && (cmdline.contains("vllm") || cmdline.contains("multiprocessing")) {
             pids.push(pid);
         }
     }
@@ -282,11 +285,38 @@ fn compare_http_runs_vllm_serve_alongside_and_leaves_nothing_running() {
             "1",
             "--runs",
             "3",
+            "--threads",
+            "2",
         ],
         &out_path,
     );
     assert!(out.status.success(), "{}", show(&out));
     let j = read_json(&out_path);
+    // Both sides run 2 unbound threads: in-process as set, and vLLM's CPU worker in `vllm serve`
+    // as well (left to itself it would bind one thread per core minus one).
+    let inproc = &j["results"]["vllm"];
+    assert_eq!(inproc["settings"]["cpu_threads_bind"], "nobind");
+    assert_eq!(inproc["details"]["torch_threads"], 2);
+    assert_eq!(inproc["details"]["thread_env"]["OMP_NUM_THREADS"], "2");
+    assert_eq!(
+        inproc["details"]["thread_env"]["VLLM_CPU_OMP_THREADS_BIND"],
+        "nobind"
+    );
+    let served = &j["results"]["vllm-http"]["details"];
+    assert_eq!(served["server_threads"]["OMP_NUM_THREADS"], "2", "{served}");
+    assert_eq!(
+        served["server_threads"]["VLLM_CPU_OMP_THREADS_BIND"],
+        "nobind"
+    );
+    let procs = served["server_processes"].as_array().unwrap();
+    assert!(procs.len() >= 2, "the server and its worker: {procs:?}");
+    for p in procs {
+        let env = &p["env"];
+        assert_eq!(env["OMP_NUM_THREADS"], "2", "{p}");
+        for bind in ["OMP_PLACES", "GOMP_CPU_AFFINITY", "KMP_AFFINITY"] {
+            assert!(env.get(bind).is_none(), "{bind} set in {p}");
+        }
+    }
     for key in ["vllm", "vllm-http"] {
         let p = &j["results"][key]["prompts"]["short"];
         assert_eq!(p["successful_runs"], 3, "{key}");

@@ -44,9 +44,10 @@ impl Api {
 /// Which server software answers; decides the request's extra fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
-    /// llama.cpp's llama-server: `timings_per_token`, `cache_prompt: false`.
+    /// llama.cpp's llama-server: `timings_per_token`, `cache_prompt` as `--prefix-cache`.
     LlamaServer,
-    /// vLLM's OpenAI-compatible server.
+    /// vLLM's OpenAI-compatible server: `return_token_ids`, a unique `cache_salt` per request
+    /// unless `--prefix-cache on`.
     Vllm,
     /// Another OpenAI-compatible server: only standard fields.
     Other,
@@ -80,6 +81,9 @@ pub struct HttpSettings {
     /// Ask llama-server for the in-process engine's sampler chain (temperature, then the seeded
     /// draw; no top-k/top-p/min-p or penalties), so that sampled runs can match too.
     pub inprocess_sampling: bool,
+    /// `--prefix-cache on`, as recorded in the settings (each request follows its own
+    /// `Request::prefix_cache`).
+    pub prefix_cache: bool,
 }
 
 impl HttpSettings {
@@ -93,6 +97,7 @@ impl HttpSettings {
             flavor: None,
             idle_timeout: Duration::from_secs(300),
             inprocess_sampling: false,
+            prefix_cache: false,
         }
     }
 }
@@ -360,6 +365,10 @@ pub struct HttpEngine {
     events: Vec<SseEvent>,
     details: Map<String, Value>,
     server: Option<ServerProcess>,
+    /// Requests sent, for unique cache salts.
+    requests: u64,
+    /// Distinguishes this engine's salts from another process's.
+    salt_tag: String,
 }
 
 fn load_err(msg: String) -> EngineError {
@@ -488,6 +497,13 @@ impl HttpEngine {
             );
             details.insert("server_args".into(), json!(s.args()));
             details.insert("server_ready_ms".into(), json!(s.ready_ms()));
+            // The threads and CPU binding the server's processes really run with.
+            let tree = super::proc_env::server_tree(s.pid());
+            details.insert(
+                "server_threads".into(),
+                Value::Object(super::proc_env::effective_threads(&tree)),
+            );
+            details.insert("server_processes".into(), Value::Array(tree));
         }
         Ok(Self {
             endpoint: format!("{base}{}", settings.api.path()),
@@ -503,7 +519,20 @@ impl HttpEngine {
             details,
             server,
             settings,
+            requests: 0,
+            salt_tag: format!(
+                "{:x}-{:x}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            ),
         })
+    }
+
+    /// A `cache_salt` no earlier request carried.
+    fn next_salt(&self) -> String {
+        format!("inproc-bench-{}-{}", self.salt_tag, self.requests)
     }
 
     /// The request body for one run.
@@ -527,9 +556,14 @@ impl HttpEngine {
         if self.flavor == Flavor::Vllm {
             // Each chunk then carries its token ids: tokens are counted, not chunks.
             body["return_token_ids"] = json!(true);
+            if !req.prefix_cache {
+                // vLLM caches prompt prefixes by default: a salt no other request has makes every
+                // block of this prompt a miss, so each run evaluates its whole prompt.
+                body["cache_salt"] = json!(self.next_salt());
+            }
         }
         if self.flavor == Flavor::LlamaServer {
-            body["cache_prompt"] = json!(false);
+            body["cache_prompt"] = json!(req.prefix_cache);
             body["timings_per_token"] = json!(true);
             if self.settings.inprocess_sampling {
                 body["samplers"] = json!(["temperature"]);
@@ -592,8 +626,12 @@ impl Engine for HttpEngine {
         settings.insert("server".into(), json!(self.flavor.name()));
         settings.insert("model_id".into(), json!(self.model_id));
         settings.insert("stream_options.include_usage".into(), json!(true));
+        settings.insert("prefix_cache".into(), json!(self.settings.prefix_cache));
+        if self.flavor == Flavor::Vllm && !self.settings.prefix_cache {
+            settings.insert("cache_salt".into(), json!("unique per request"));
+        }
         if self.flavor == Flavor::LlamaServer {
-            settings.insert("cache_prompt".into(), json!(false));
+            settings.insert("cache_prompt".into(), json!(self.settings.prefix_cache));
             settings.insert("timings_per_token".into(), json!(true));
             if self.settings.inprocess_sampling {
                 settings.insert("samplers".into(), json!(["temperature"]));
@@ -639,6 +677,7 @@ impl Engine for HttpEngine {
     fn generate(&mut self, req: &Request<'_>, rec: &mut Recorder) -> Result<Outcome, EngineError> {
         let body = serde_json::to_vec(&self.body(req))
             .map_err(|e| EngineError::Generate(format!("cannot encode the request: {e}")))?;
+        self.requests += 1;
         let mut events = std::mem::take(&mut self.events);
         let result = self.rt.block_on(stream_one(
             &self.client,

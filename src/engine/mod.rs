@@ -4,6 +4,7 @@
 pub mod http;
 pub mod llamacpp;
 pub mod mock;
+pub mod proc_env;
 pub mod sse;
 pub mod vllm;
 #[cfg(feature = "vllm")]
@@ -39,6 +40,8 @@ pub struct Sampling {
     pub seed: u32,
     /// Keep generating past end-of-generation tokens, so every run produces exactly `max_tokens`.
     pub ignore_eos: bool,
+    /// `--prefix-cache on`: runs may reuse the KV cache an earlier run of the same prompt left.
+    pub prefix_cache: bool,
 }
 
 /// A prompt made ready for one engine: templated text and its token count.
@@ -61,6 +64,9 @@ pub struct Request<'a> {
     pub prompt: &'a PreparedPrompt,
     /// How to sample.
     pub sampling: &'a Sampling,
+    /// Whether the engine may reuse the prompt's KV cache from an earlier request (`--prefix-cache
+    /// on`); off, every request evaluates its whole prompt.
+    pub prefix_cache: bool,
 }
 
 /// How a generation ended.
@@ -188,6 +194,7 @@ pub trait Engine {
     ) -> Result<PreparedPrompt, EngineError>;
 
     /// Runs one request, calling `rec.tokens(n)` as generated tokens become available. The caller
-    /// has already called `rec.start()`; no state from earlier requests (KV cache) may be reused.
+    /// has already called `rec.start()`; no state from earlier requests (KV cache) may be reused,
+    /// unless `req.prefix_cache` allows the prompt's cached prefix.
     fn generate(&mut self, req: &Request<'_>, rec: &mut Recorder) -> Result<Outcome, EngineError>;
 }

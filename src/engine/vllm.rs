@@ -104,6 +104,23 @@ impl VllmSettings {
     }
 }
 
+/// vLLM's CPU thread binding on both sides: none. `vllm serve` runs the model in a worker process
+/// whose OpenMP threads vLLM 0.32 binds itself (`VLLM_CPU_OMP_THREADS_BIND=auto`: one thread per
+/// core of the first NUMA node, minus one core kept for its scheduler process, overriding
+/// `OMP_NUM_THREADS`); the in-process engine runs its worker in this process, where vLLM binds
+/// nothing. `nobind` makes the worker keep `OMP_NUM_THREADS`, so both sides run `--threads`
+/// unbound threads.
+pub const THREADS_BIND: &str = "nobind";
+
+/// The environment that sets vLLM's CPU threads, the same for the in-process engine (set before
+/// torch loads) and for `vllm serve`.
+pub fn thread_env(threads: u32) -> Vec<(&'static str, String)> {
+    vec![
+        ("OMP_NUM_THREADS", threads.to_string()),
+        ("VLLM_CPU_OMP_THREADS_BIND", THREADS_BIND.into()),
+    ]
+}
+
 /// How to start `vllm serve` so that it runs what the loaded in-process engine runs: the same
 /// environment's Python (`env`, the one the engine embeds), model, engine arguments, KV cache size
 /// and threads, on loopback. `loaded` is the in-process engine's info (its resolved KV cache size
@@ -145,14 +162,14 @@ pub fn serve_launch(s: &VllmSettings, env: &PythonEnv, loaded: &EngineInfo) -> L
             other => args.extend([flag, other.to_string()]),
         }
     }
-    let mut vars = vec![
-        ("OMP_NUM_THREADS", s.threads.to_string()),
+    let mut vars = thread_env(s.threads);
+    vars.extend([
         ("VLLM_NO_USAGE_STATS", "1".into()),
         ("DO_NOT_TRACK", "1".into()),
         ("HF_HUB_OFFLINE", "1".into()),
         ("TRANSFORMERS_OFFLINE", "1".into()),
         ("TOKENIZERS_PARALLELISM", "false".into()),
-    ];
+    ]);
     let distribution = details
         .get("versions")
         .and_then(|v| v.get("vllm_distribution"))
@@ -298,6 +315,12 @@ mod tests {
             assert!(a.contains(want), "{want} missing in {a}");
         }
         assert!(l.env.contains(&("OMP_NUM_THREADS".into(), "2".into())));
+        for (k, v) in thread_env(2) {
+            assert!(l.env.contains(&(k.into(), v.clone())), "{k}={v} missing");
+        }
+        assert!(l
+            .env
+            .contains(&("VLLM_CPU_OMP_THREADS_BIND".into(), "nobind".into())));
         assert!(l.env.contains(&("VLLM_TARGET_DEVICE".into(), "cpu".into())));
     }
 

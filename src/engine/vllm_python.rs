@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyTuple};
 use serde_json::{json, Map, Value};
 
-use super::vllm::{find_python_env, PythonEnv, VllmSettings};
+use super::vllm::{find_python_env, thread_env, PythonEnv, VllmSettings, THREADS_BIND};
 use super::{
     Engine, EngineError, EngineInfo, Finish, Outcome, PreparedPrompt, PromptMode, Request,
 };
@@ -212,6 +212,12 @@ impl VllmEngine {
                 let kwargs = PyDict::new(py);
                 kwargs.set_item("verbose", verbose)?;
                 kwargs.set_item("threads", settings.threads)?;
+                // The same thread variables `vllm serve` gets (`vllm::thread_env`).
+                let env = PyDict::new(py);
+                for (k, v) in thread_env(settings.threads) {
+                    env.set_item(k, v)?;
+                }
+                kwargs.set_item("env", env)?;
                 let driver = module.getattr("Driver")?.call(
                     (model.display().to_string(), to_python(py, &engine_args)?),
                     Some(&kwargs),
@@ -265,6 +271,7 @@ impl Engine for VllmEngine {
         let mut settings = Map::new();
         settings.insert("model".into(), json!(s.model.display().to_string()));
         settings.insert("threads".into(), json!(s.threads));
+        settings.insert("cpu_threads_bind".into(), json!(THREADS_BIND));
         settings.insert(
             "python_env".into(),
             json!(self.env.root.display().to_string()),

@@ -46,6 +46,7 @@
 //! See [`stats::Summary`]: mean, sample standard deviation, min, max, and p50/p95/p99 by linear
 //! interpolation between closest ranks (numpy's default `linear` method).
 
+pub mod json_float;
 pub mod metrics;
 pub mod recorder;
 pub mod significance;

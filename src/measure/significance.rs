@@ -8,6 +8,9 @@
 //!   `exp(ln(mean_b/mean_a) ± t·√(s_a²/(n_a·mean_a²) + s_b²/(n_b·mean_b²)))`.
 //!
 //! A difference is "within noise" when the interval on the difference contains zero.
+//!
+//! In results files a statistic that is not a finite number is written as the string `"Infinity"`,
+//! `"-Infinity"` or `"NaN"` (`measure::json_float`); the reader also takes `null` there, as NaN.
 
 use serde::{Deserialize, Serialize};
 
@@ -38,24 +41,36 @@ impl Moments {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Welch {
     /// `mean_b − mean_a`.
+    #[serde(with = "crate::measure::json_float")]
     pub difference: f64,
     /// Lower bound of the confidence interval on the difference.
+    #[serde(with = "crate::measure::json_float")]
     pub difference_ci_low: f64,
     /// Upper bound of the confidence interval on the difference.
+    #[serde(with = "crate::measure::json_float")]
     pub difference_ci_high: f64,
     /// `mean_b / mean_a`.
+    #[serde(with = "crate::measure::json_float")]
     pub ratio: f64,
     /// Lower bound of the confidence interval on the ratio.
+    #[serde(with = "crate::measure::json_float")]
     pub ratio_ci_low: f64,
     /// Upper bound of the confidence interval on the ratio.
+    #[serde(with = "crate::measure::json_float")]
     pub ratio_ci_high: f64,
-    /// Welch's t statistic.
+    /// Welch's t statistic; ±Infinity (written `"Infinity"` / `"-Infinity"`, see
+    /// `measure::json_float`) when neither side has any spread and the means differ: the
+    /// difference is then certain (`p_value` 0, the intervals collapse onto the difference).
+    #[serde(with = "crate::measure::json_float")]
     pub t: f64,
     /// Welch–Satterthwaite degrees of freedom.
+    #[serde(with = "crate::measure::json_float")]
     pub df: f64,
     /// Two-sided p-value.
+    #[serde(with = "crate::measure::json_float")]
     pub p_value: f64,
     /// Confidence level of the intervals (e.g. 0.95).
+    #[serde(with = "crate::measure::json_float")]
     pub confidence: f64,
     /// Whether the interval on the difference contains zero.
     pub within_noise: bool,

@@ -14,18 +14,25 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Arithmetic mean.
+    #[serde(with = "crate::measure::json_float")]
     pub mean: f64,
     /// Sample standard deviation (n − 1); 0 for a single sample.
+    #[serde(with = "crate::measure::json_float")]
     pub std: f64,
     /// Smallest sample.
+    #[serde(with = "crate::measure::json_float")]
     pub min: f64,
     /// Largest sample.
+    #[serde(with = "crate::measure::json_float")]
     pub max: f64,
     /// Median (linear interpolation).
+    #[serde(with = "crate::measure::json_float")]
     pub p50: f64,
     /// 95th percentile (linear interpolation).
+    #[serde(with = "crate::measure::json_float")]
     pub p95: f64,
     /// 99th percentile (linear interpolation).
+    #[serde(with = "crate::measure::json_float")]
     pub p99: f64,
 }
 

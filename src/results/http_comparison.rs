@@ -22,6 +22,7 @@ pub struct HttpComparison {
     /// The server that was started.
     pub server: ComparedServer,
     /// Confidence level of the intervals.
+    #[serde(with = "crate::measure::json_float")]
     pub confidence: f64,
     /// How the two sides were ordered (files without it interleaved in-process first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,6 +77,7 @@ pub struct ComparedServer {
     /// Its command-line flags.
     pub args: Vec<String>,
     /// Start to `/health` answering 200 (model load included), ms.
+    #[serde(with = "crate::measure::json_float")]
     pub ready_ms: f64,
 }
 
@@ -83,8 +85,10 @@ pub struct ComparedServer {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
     /// Mean.
+    #[serde(with = "crate::measure::json_float")]
     pub mean: f64,
     /// Sample standard deviation (n − 1).
+    #[serde(with = "crate::measure::json_float")]
     pub std: f64,
     /// Runs.
     pub n: usize,
@@ -110,14 +114,19 @@ pub struct MetricComparison {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Split {
     /// In-process mean.
+    #[serde(with = "crate::measure::json_float")]
     pub inprocess_ms: f64,
     /// What the server reported (mean).
+    #[serde(with = "crate::measure::json_float")]
     pub server_ms: f64,
     /// What the HTTP client measured (mean).
+    #[serde(with = "crate::measure::json_float")]
     pub http_ms: f64,
     /// `server_ms − inprocess_ms`.
+    #[serde(with = "crate::measure::json_float")]
     pub server_minus_inprocess_ms: f64,
     /// `http_ms − server_ms`.
+    #[serde(with = "crate::measure::json_float")]
     pub client_overhead_ms: f64,
     /// The in-process engine's own counter for the same span (llama.cpp's prompt evaluation time;
     /// per token its one-token decode time), beside our stamps, as the server's own timing is

@@ -90,6 +90,10 @@ pub struct RunConfig {
     /// Sampling seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u32>,
+    /// `--prefix-cache`: whether runs could reuse the KV cache of an earlier run of the same
+    /// prompt (`false`: every run evaluated its whole prompt; absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_cache: Option<bool>,
     /// The command line, as typed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command_line: Vec<String>,
