@@ -337,7 +337,19 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         system: Some(system::system_info()),
         http_comparison: measured.comparison,
     };
-    write::write_atomic(&output, &file)?;
+    // A file that appeared at the output path during the run is never overwritten; the runs go
+    // next to it, and the command fails saying where they are.
+    let (output, appeared) = match write::write_atomic(&output, &file) {
+        Err(write::WriteError::Exists(_)) => {
+            let next = write::unused_sibling(&output);
+            write::write_atomic(&next, &file)?;
+            (next, Some(output))
+        }
+        written => {
+            written?;
+            (output, None)
+        }
+    };
     if !args.quiet {
         println!("{}", crate::report::render(&file, args.format));
         if let (Some(c), crate::cli::Format::Table) = (&file.http_comparison, args.format) {
@@ -355,12 +367,19 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
             Err(e) => plot_error = Some(e),
         }
     }
-    if measured.fatal.is_some() || measured.end == SuiteEnd::Interrupted {
+    if measured.fatal.is_some() || measured.end == SuiteEnd::Interrupted || appeared.is_some() {
         if let Some(e) = plot_error.take() {
             eprintln!("warning: {e:#}");
         }
     }
 
+    if let Some(taken) = appeared {
+        bail!(
+            "{} appeared during the run and was not overwritten; the results are in {}",
+            taken.display(),
+            output.display()
+        );
+    }
     if let Some(e) = measured.fatal {
         return Err(e.context(format!(
             "the run stopped early; what finished is in {}",

@@ -1,20 +1,43 @@
 //! Progress on a terminal: a bar on stderr, hidden with `--quiet`, in CI, or when stderr is not a
-//! terminal.
+//! terminal. `INPROC_PROGRESS_LINES=1` prints one plain line per finished run on stderr instead (for
+//! logs and scripts that wait for a run to finish), also with `--quiet`.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// A progress bar, or nothing.
+/// The environment variable that asks for one line per finished run.
+pub const LINES_ENV: &str = "INPROC_PROGRESS_LINES";
+
+/// Plain-line progress: the current step's message and the count of finished steps.
+#[derive(Debug, Default)]
+struct Lines {
+    done: AtomicU64,
+    len: AtomicU64,
+    message: Mutex<String>,
+}
+
+/// A progress bar, plain lines, or nothing.
 #[derive(Debug, Clone)]
 pub struct Progress {
     bar: Option<ProgressBar>,
+    lines: Option<Arc<Lines>>,
 }
 
 impl Progress {
-    /// A bar when `enabled`, stderr is a terminal and the `CI` variable is unset; else nothing.
+    /// A bar when `enabled`, stderr is a terminal and the `CI` variable is unset; plain lines when
+    /// `INPROC_PROGRESS_LINES=1`; else nothing.
     pub fn new(enabled: bool) -> Self {
+        let lines = std::env::var(LINES_ENV).is_ok_and(|v| v == "1");
+        if lines {
+            return Self {
+                bar: None,
+                lines: Some(Arc::default()),
+            };
+        }
         let show = enabled && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
         let bar = show.then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
@@ -27,12 +50,15 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        Self { bar }
+        Self { bar, lines: None }
     }
 
     /// No output at all.
     pub fn hidden() -> Self {
-        Self { bar: None }
+        Self {
+            bar: None,
+            lines: None,
+        }
     }
 
     /// A spinner message for work of unknown length (loading a model).
@@ -46,11 +72,20 @@ impl Progress {
         if let Some(b) = &self.bar {
             b.set_length(len);
         }
+        if let Some(l) = &self.lines {
+            l.len.store(len, Ordering::Relaxed);
+            l.done.store(0, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn message(&self, msg: &str) {
         if let Some(b) = &self.bar {
             b.set_message(msg.to_string());
+        }
+        if let Some(l) = &self.lines {
+            if let Ok(mut m) = l.message.lock() {
+                msg.clone_into(&mut m);
+            }
         }
     }
 
@@ -60,9 +95,16 @@ impl Progress {
         }
     }
 
+    /// One step (a warmup or measured run) finished.
     pub(crate) fn inc(&self) {
         if let Some(b) = &self.bar {
             b.inc(1);
+        }
+        if let Some(l) = &self.lines {
+            let done = l.done.fetch_add(1, Ordering::Relaxed) + 1;
+            let len = l.len.load(Ordering::Relaxed);
+            let msg = l.message.lock().map(|m| m.clone()).unwrap_or_default();
+            eprintln!("done {done}/{len}: {msg}");
         }
     }
 

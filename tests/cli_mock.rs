@@ -6,7 +6,6 @@ use common::*;
 use serde_json::Value;
 
 fn mock_run(dir: &std::path::Path, extra: &[&str]) -> (std::process::Output, Value) {
-    let out_path = dir.join("r.json");
     let mut args = vec![
         "--engine",
         "mock",
@@ -22,17 +21,34 @@ fn mock_run(dir: &std::path::Path, extra: &[&str]) -> (std::process::Output, Val
         "20",
         "--mock-itl-ms",
         "2",
-        "--output",
-        out_path.to_str().unwrap(),
         "--quiet",
     ];
     args.extend_from_slice(extra);
-    let out = run(&args);
-    let json = std::fs::read_to_string(&out_path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
-    (out, json)
+    run_to(&dir.join("r.json"), &args)
+}
+
+/// A long mock run in its own process group, printing a line per finished run.
+fn spawn_long_mock(out_path: &std::path::Path) -> Spawned {
+    Spawned::start(
+        &[
+            "--engine",
+            "mock",
+            "--prompt",
+            "short",
+            "--warmup",
+            "0",
+            "--runs",
+            "1000",
+            "--max-tokens",
+            "5",
+            "--mock-itl-ms",
+            "2",
+            "--quiet",
+            "--output",
+            s(out_path),
+        ],
+        &[],
+    )
 }
 
 #[test]
@@ -111,9 +127,22 @@ fn bad_flags_fail_cleanly_and_write_nothing() {
 #[test]
 fn an_existing_output_file_is_never_overwritten() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("r.json"), "keep").unwrap();
-    let (out, _) = mock_run(dir.path(), &[]);
+    let kept = dir.path().join("r.json");
+    std::fs::write(&kept, "keep").unwrap();
+    let out = run(&[
+        "--engine",
+        "mock",
+        "--prompt",
+        "short",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--output",
+        s(&kept),
+    ]);
     assert_clean_error(&out, "never overwritten");
+    assert_eq!(files_in(dir.path()), [kept.clone()], "nothing else written");
     assert_eq!(
         std::fs::read_to_string(dir.path().join("r.json")).unwrap(),
         "keep"
@@ -185,8 +214,37 @@ fn default_file_name_follows_the_seed() {
 fn ctrl_c_keeps_what_finished_and_exits_130() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("r.json");
-    let mut child = bin()
-        .args([
+    let mut child = spawn_long_mock(&out_path);
+    child.wait_finished_run();
+    child.interrupt();
+    let status = child.wait_exit();
+    assert_eq!(status.code(), Some(130), "{}", child.seen);
+    assert!(
+        child
+            .seen
+            .contains("interrupted: saving the runs that finished"),
+        "{}",
+        child.seen
+    );
+    let j = read_json(&out_path);
+    assert_eq!(j["complete"], false);
+    assert_eq!(j["incomplete_reason"], "interrupted by the user");
+    let p = &j["results"]["mock"]["prompts"]["short"];
+    let done = p["successful_runs"].as_u64().unwrap();
+    assert!(done >= 1 && done < 1000, "{done}");
+    assert_eq!(p["total_runs"], done, "the interrupted run is not counted");
+    for r in p["runs"].as_array().unwrap() {
+        assert_eq!(r["tokens_generated"], 5, "only whole runs are kept: {r}");
+    }
+    assert_eq!(files_in(dir.path()), [out_path], "no temporary file left");
+}
+
+#[test]
+fn a_file_that_appears_at_the_output_path_during_the_run_is_kept_and_so_are_the_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("r.json");
+    let mut child = Spawned::start(
+        &[
             "--engine",
             "mock",
             "--prompt",
@@ -194,33 +252,49 @@ fn ctrl_c_keeps_what_finished_and_exits_130() {
             "--warmup",
             "0",
             "--runs",
-            "1000",
+            "200",
             "--max-tokens",
             "5",
             "--mock-itl-ms",
             "2",
             "--quiet",
             "--output",
-            out_path.to_str().unwrap(),
-        ])
-        .env("CI", "1")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
-    let j = read_json(&out_path);
-    assert_eq!(j["complete"], false);
-    assert_eq!(j["incomplete_reason"], "interrupted by the user");
-    let done = j["results"]["mock"]["prompts"]["short"]["successful_runs"]
-        .as_u64()
-        .unwrap();
-    assert!(done > 0 && done < 1000, "{done}");
+            s(&out_path),
+        ],
+        &[],
+    );
+    child.wait_finished_run();
+    // The run has 199 more runs (about 2 s) to go: the file is there long before it ends.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&out_path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"someone else's"))
+        .expect("the run had not written its results yet");
+    let status = child.wait_exit();
+    assert_eq!(status.code(), Some(1), "{}", child.seen);
+    let moved = dir.path().join("r_2.json");
+    let errors: Vec<&str> = child
+        .seen
+        .lines()
+        .filter(|l| l.starts_with("Error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", child.seen);
+    assert!(
+        errors[0].contains("appeared during the run and was not overwritten")
+            && errors[0].contains(s(&moved)),
+        "{}",
+        child.seen
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out_path).unwrap(),
+        "someone else's"
+    );
+    let j = read_json(&moved);
+    assert_eq!(j["complete"], true);
+    assert_eq!(
+        j["results"]["mock"]["prompts"]["short"]["successful_runs"],
+        200
+    );
+    assert_eq!(files_in(dir.path()), [out_path, moved]);
 }

@@ -89,9 +89,12 @@ fn vram_figures_are_present_and_rise_with_offload() {
     if !gpu_present() {
         return;
     }
+    // The results go where INPROC_BENCH_GPU_RESULTS says (the GPU workflow uploads them), else into
+    // a folder of this test's own that is removed afterwards.
+    let own = tempfile::tempdir().expect("a temporary folder");
     let dir = std::env::var_os("INPROC_BENCH_GPU_RESULTS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("inproc-bench-gpu-test"));
+        .unwrap_or_else(|| own.path().to_path_buf());
     std::fs::create_dir_all(&dir).expect("results folder");
 
     let mut load_bytes = Vec::new();

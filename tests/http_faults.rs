@@ -5,136 +5,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
 
+use common::fixture_server::*;
 use common::*;
 use serde_json::{json, Value};
-
-/// How a fixture answers the n-th completion request (0-based).
-#[derive(Clone)]
-enum Reply {
-    /// A plain response with this status line and body.
-    Status(&'static str, String),
-    /// A chunked SSE stream: these pieces (written with a short pause between them), then the end.
-    Stream(Vec<String>, End),
-}
-
-#[derive(Clone, Copy)]
-enum End {
-    /// `data: [DONE]` and a proper end of the chunked body.
-    Done,
-    /// A proper end of the chunked body, no `[DONE]`.
-    NoDone,
-    /// The socket closes inside the body.
-    Die,
-}
-
-struct Fixture {
-    url: String,
-    bodies: Arc<Mutex<Vec<Value>>>,
-}
-
-fn read_request(stream: &mut TcpStream) -> Option<(String, String, Vec<u8>)> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
-    let mut length = 0usize;
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        if h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().ok()?;
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some((method, path, body))
-}
-
-fn write_chunk(s: &mut TcpStream, data: &str) -> std::io::Result<()> {
-    write!(s, "{:x}\r\n{data}\r\n", data.len())?;
-    s.flush()
-}
-
-fn answer(mut s: TcpStream, reply: Reply) -> std::io::Result<()> {
-    match reply {
-        Reply::Status(status, body) => write!(
-            s,
-            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-        Reply::Stream(pieces, end) => {
-            write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-            )?;
-            s.flush()?;
-            for p in pieces {
-                write_chunk(&mut s, &p)?;
-                thread::sleep(Duration::from_millis(2));
-            }
-            match end {
-                End::Done => {
-                    write_chunk(&mut s, "data: [DONE]\n\n")?;
-                    write!(s, "0\r\n\r\n")
-                }
-                End::NoDone => write!(s, "0\r\n\r\n"),
-                End::Die => s.shutdown(std::net::Shutdown::Both),
-            }
-        }
-    }
-}
-
-/// Starts a fixture that says it is `owned_by` and answers completions with `script(n)`.
-fn fixture(
-    owned_by: &'static str,
-    script: impl Fn(usize) -> Reply + Send + Sync + 'static,
-) -> Fixture {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let seen = bodies.clone();
-    let script = Arc::new(script);
-    thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let (seen, script) = (seen.clone(), script.clone());
-            thread::spawn(move || {
-                let Some((method, path, body)) = read_request(&mut conn) else {
-                    return;
-                };
-                let reply = match (method.as_str(), path.as_str()) {
-                    ("GET", "/v1/models") => Reply::Status(
-                        "200 OK",
-                        json!({"object": "list", "data": [{"id": "fixture-model", "owned_by": owned_by}]}).to_string(),
-                    ),
-                    ("POST", "/v1/chat/completions") | ("POST", "/v1/completions") => {
-                        let mut b = seen.lock().unwrap();
-                        b.push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-                        let n = b.len() - 1;
-                        drop(b);
-                        script(n)
-                    }
-                    _ => Reply::Status("404 Not Found", r#"{"error":{"code":404,"message":"File Not Found"}}"#.into()),
-                };
-                let _ = answer(conn, reply);
-            });
-        }
-    });
-    Fixture { url, bodies }
-}
 
 fn event(v: Value) -> String {
     format!("data: {v}\n\n")
@@ -174,7 +51,6 @@ fn llama_stream() -> Vec<String> {
 }
 
 fn http_run(dir: &Path, url_args: &[&str], extra: &[&str]) -> (std::process::Output, Value) {
-    let out_path = dir.join("r.json");
     let mut args = vec![
         "--prompt",
         "short",
@@ -185,18 +61,10 @@ fn http_run(dir: &Path, url_args: &[&str], extra: &[&str]) -> (std::process::Out
         "--max-tokens",
         "5",
         "--quiet",
-        "--output",
-        out_path.to_str().unwrap(),
     ];
     args.extend_from_slice(url_args);
     args.extend_from_slice(extra);
-    let out = run(&args);
-    let json = if out_path.exists() {
-        read_json(&out_path)
-    } else {
-        Value::Null
-    };
-    (out, json)
+    run_to(&dir.join("r.json"), &args)
 }
 
 fn engine_http(url: &str) -> Vec<&str> {
@@ -297,8 +165,11 @@ fn without_server_token_data_usage_corrects_the_chunk_count_and_says_so() {
 
 #[test]
 fn the_seeds_backend_flags_keep_their_result_keys_and_interleave() {
-    let llama = fixture("llamacpp", |_| Reply::Stream(llama_stream(), End::Done));
-    let vllm = fixture("vllm", |_| Reply::Stream(llama_stream(), End::Done));
+    let log = RequestLog::default();
+    let llama = fixture_logged("llamacpp", &log, |_| {
+        Reply::Stream(llama_stream(), End::Done)
+    });
+    let vllm = fixture_logged("vllm", &log, |_| Reply::Stream(llama_stream(), End::Done));
     let dir = tempfile::tempdir().unwrap();
     let (out, j) = http_run(
         dir.path(),
@@ -310,7 +181,7 @@ fn the_seeds_backend_flags_keep_their_result_keys_and_interleave() {
             "--vllm-url",
             &vllm.url,
         ],
-        &[],
+        &["--warmup", "2", "--runs", "3"],
     );
     assert!(out.status.success(), "{}", show(&out));
     let mut keys: Vec<&String> = j["results"].as_object().unwrap().keys().collect();
@@ -318,22 +189,25 @@ fn the_seeds_backend_flags_keep_their_result_keys_and_interleave() {
     assert_eq!(keys, ["llamacpp", "vllm"]);
     for k in ["vllm", "llamacpp"] {
         assert_eq!(
-            j["results"][k]["prompts"]["short"]["successful_runs"], 2,
+            j["results"][k]["prompts"]["short"]["successful_runs"], 3,
             "{k}"
         );
     }
-    assert_eq!(llama.bodies.lock().unwrap().len(), 3);
-    assert_eq!(vllm.bodies.lock().unwrap().len(), 3);
+    // Each side warms up on its own, then the measured runs take turns, in the seed's order
+    // (vllm first); one after the other would be vllm ×5, then llamacpp ×5.
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            "vllm", "vllm", "llamacpp", "llamacpp", // warmup
+            "vllm", "llamacpp", "vllm", "llamacpp", "vllm", "llamacpp", // measured
+        ]
+    );
 }
 
 #[test]
 fn no_server_is_a_clear_error_naming_the_flag() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
+    let closed = ClosedPort::new();
+    let url = format!("http://127.0.0.1:{}", closed.port);
     let dir = tempfile::tempdir().unwrap();
     let (out, _) = http_run(dir.path(), &engine_http(&url), &[]);
     assert_clean_error(
@@ -496,4 +370,79 @@ fn a_missing_llama_server_names_the_build_script_and_the_flag() {
     );
     assert_clean_error(&out, "vendor/build-llama-tools.sh");
     assert_clean_error(&out, "--llama-server PATH");
+}
+
+/// Set in the environment of the fake llama-server below: the flags it was started with.
+const FAKE_ARGS: &str = "INPROC_TEST_FAKE_LLAMA_SERVER_ARGS";
+
+/// Not a test: the body of a fake llama-server, run by the script that
+/// `a_server_that_evaluates_other_prompt_tokens_is_one_clear_error` passes as `--llama-server`.
+/// It serves on the port it was given (or on one it picks, for `--port 0`, and says which as
+/// llama-server does) streams of 5 tokens that say the prompt had 9 tokens.
+#[test]
+#[ignore = "run by the fake llama-server script"]
+fn fake_llama_server() {
+    let Ok(args) = std::env::var(FAKE_ARGS) else {
+        return;
+    };
+    let args: Vec<&str> = args.split_whitespace().collect();
+    let port: u16 = args
+        .windows(2)
+        .find(|w| w[0] == "--port")
+        .and_then(|w| w[1].parse().ok())
+        .expect("--port N");
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("the port is free");
+    let port = listener.local_addr().unwrap().port();
+    eprintln!("main: server is listening on http://127.0.0.1:{port}");
+    eprintln!("srv  main: listening on http://127.0.0.1:{port}");
+    let _server = serve(listener, "llamacpp", &RequestLog::default(), |_| {
+        Reply::Stream(llama_stream(), End::Done)
+    });
+    loop {
+        thread::park();
+    }
+}
+
+#[test]
+fn a_server_that_evaluates_other_prompt_tokens_is_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("llama-server");
+    let exe = std::env::current_exe().unwrap();
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\n\
+             if [ \"$1\" = --version ]; then echo 'version: 0.6.0-dev (build 11434, fake)'; exit 0; fi\n\
+             {FAKE_ARGS}=\"$*\" exec '{}' fake_llama_server --exact --ignored --nocapture\n",
+            s(&exe)
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let model = model();
+    let (out, j) = http_run(
+        dir.path(),
+        &[
+            "--model",
+            s(&model),
+            "--compare-http",
+            "--llama-server",
+            s(&fake),
+        ],
+        &["--warmup", "0"],
+    );
+    assert_clean_error(
+        &out,
+        "llama-server evaluated 9 prompt tokens of 'short' where the in-process engine evaluated 16",
+    );
+    assert_clean_error(&out, "--llama-server PATH");
+    // Both sides' runs are kept, and the file says why it is not a comparison to trust.
+    assert!(j["incomplete_reason"]
+        .as_str()
+        .unwrap()
+        .contains("prompt tokens"));
+    for key in ["llamacpp", "llamacpp-http"] {
+        assert_eq!(j["results"][key]["prompts"]["short"]["successful_runs"], 2);
+    }
 }

@@ -9,13 +9,12 @@ use common::*;
 use serde_json::Value;
 
 fn bench(dir: &Path, extra: &[&str]) -> (std::process::Output, Value) {
-    let out_path = dir.join("r.json");
     let model = model();
     let mut args = vec![
         "--engine",
         "llamacpp",
         "--model",
-        model.to_str().unwrap(),
+        s(&model),
         "--prompt",
         "short",
         "--warmup",
@@ -25,17 +24,9 @@ fn bench(dir: &Path, extra: &[&str]) -> (std::process::Output, Value) {
         "--scenario",
         "smollm2-cpu",
         "--quiet",
-        "--output",
-        out_path.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let out = run(&args);
-    let json = if out_path.exists() {
-        read_json(&out_path)
-    } else {
-        Value::Null
-    };
-    (out, json)
+    run_to(&dir.join("r.json"), &args)
 }
 
 /// Keys of an object, recursively, as dotted paths (arrays excluded).
@@ -77,7 +68,13 @@ fn short_prompt_generates_exactly_100_tokens_with_sane_timelines() {
         .as_str()
         .unwrap()
         .contains("Explain quantum computing in simple terms."));
-    assert!(!p["sample_output"].as_str().unwrap().is_empty());
+    // Greedy decoding of the pinned model and build: the text llama-server b11434 streamed for the
+    // same templated prompt (tests/fixtures/sse/llama-server-b11434-completions.sse).
+    let text = p["sample_output"].as_str().unwrap();
+    assert!(
+        text.starts_with("Quantum computing is a field of computer science that leverages"),
+        "{text}"
+    );
     for run in p["runs"].as_array().unwrap() {
         assert_eq!(run["tokens_generated"], 100);
         assert_eq!(run["finish_reason"], "length");
@@ -151,16 +148,68 @@ fn results_keep_every_key_of_the_seed_files() {
     }
 }
 
+/// A prompt the test model answers in a few tokens and then ends (greedy): its end-of-generation
+/// token comes well before the budget.
+const EOS_PROMPT: &str =
+    r#"[{"name": "capital", "prompt": "What is the capital of France?", "max_tokens": 64}]"#;
+
 #[test]
-fn without_ignore_eos_the_finish_is_recorded() {
+fn without_ignore_eos_the_model_stops_at_its_end_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
+    let prompts = dir.path().join("prompts.json");
+    std::fs::write(&prompts, EOS_PROMPT).unwrap();
     let (out, j) = bench(
         dir.path(),
         &[
+            "--prompt-file",
+            s(&prompts),
+            "--prompt",
+            "all",
             "--ignore-eos",
             "false",
-            "--max-tokens",
-            "400",
+            "--runs",
+            "2",
+            "--warmup",
+            "0",
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(j["config"]["ignore_eos"], false);
+    let p = &j["results"]["llamacpp"]["prompts"]["capital"];
+    assert_eq!(p["max_tokens"], 64);
+    let runs = p["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    let mut eos = 0;
+    for run in runs {
+        let n = run["tokens_generated"].as_u64().unwrap();
+        // Whether the end-of-generation token itself is counted, it is within the budget; a run
+        // that stops at the budget generated exactly max tokens.
+        match run["finish_reason"].as_str().unwrap() {
+            "eos" => {
+                eos += 1;
+                assert!((1..=64).contains(&n), "{run}");
+            }
+            "length" => assert_eq!(n, 64, "{run}"),
+            other => panic!("unexpected finish {other}"),
+        }
+        assert_eq!(
+            run["itl_ms"].as_array().unwrap().len() as u64 + 1,
+            n,
+            "one delivery per token: {run}"
+        );
+    }
+    assert_eq!(eos, 2, "greedy: both runs end at the model's end token");
+    let text = p["sample_output"].as_str().unwrap();
+    assert!(text.contains("Paris"), "{text}");
+
+    // The same prompt with ignore-eos (the default) runs to the budget.
+    let (out, j) = bench(
+        &dir.path().join("ignored"),
+        &[
+            "--prompt-file",
+            s(&prompts),
+            "--prompt",
+            "all",
             "--runs",
             "1",
             "--warmup",
@@ -168,14 +217,9 @@ fn without_ignore_eos_the_finish_is_recorded() {
         ],
     );
     assert!(out.status.success(), "{}", show(&out));
-    let run = &j["results"]["llamacpp"]["prompts"]["short"]["runs"][0];
-    let n = run["tokens_generated"].as_u64().unwrap();
-    match run["finish_reason"].as_str().unwrap() {
-        "eos" => assert!(n < 400),
-        "length" => assert_eq!(n, 400),
-        other => panic!("unexpected finish {other}"),
-    }
-    assert_eq!(j["config"]["ignore_eos"], false);
+    let run = &j["results"]["llamacpp"]["prompts"]["capital"]["runs"][0];
+    assert_eq!(run["finish_reason"], "length");
+    assert_eq!(run["tokens_generated"], 64);
 }
 
 #[test]

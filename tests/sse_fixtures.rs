@@ -1,9 +1,13 @@
 //! The SSE parser on byte fixtures captured from llama-server b11434 (`tests/fixtures/sse/`): every
-//! way of cutting the bytes into pieces gives the same events, and the decoded chunks account for
-//! every generated token.
+//! way of cutting the bytes into pieces gives the same events, and the HTTP engine's token counter,
+//! fed each captured stream by a loopback server, counts exactly the tokens the stream carries.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::fixture_server::{fixture as serve, End, Reply};
+use common::*;
 use inproc_bench::engine::sse::{self, parse_all, Payload, SseEvent};
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -44,6 +48,7 @@ struct Totals {
     content_events: usize,
     predicted_n: Option<f64>,
     usage_tokens: Option<u64>,
+    finish_reason: Option<String>,
     done: bool,
 }
 
@@ -53,6 +58,7 @@ fn totals(events: &[SseEvent]) -> Totals {
         content_events: 0,
         predicted_n: None,
         usage_tokens: None,
+        finish_reason: None,
         done: false,
     };
     for ev in events {
@@ -75,44 +81,106 @@ fn totals(events: &[SseEvent]) -> Totals {
                 if let Some(u) = c.usage.and_then(|u| u.completion_tokens) {
                     t.usage_tokens = Some(u);
                 }
+                if c.finish_reason.is_some() {
+                    t.finish_reason = c.finish_reason;
+                }
             }
         }
     }
     t
 }
 
-#[test]
-fn llama_server_completions_stream_with_per_token_timings() {
-    let events = events_every_way(&fixture("llama-server-b11434-completions.sse"));
-    let t = totals(&events);
-    assert!(t.done);
-    assert_eq!(t.usage_tokens, Some(16));
-    assert_eq!(t.predicted_n, Some(16.0));
-    assert!(!t.text.is_empty());
-    assert!(t.content_events <= 16);
+/// What a captured stream holds, counted here by hand from the fixture file.
+struct Expected {
+    file: &'static str,
+    /// `usage.completion_tokens` and the last `timings.predicted_n`.
+    tokens: u64,
+    /// Chunks with generated text (one per token in these captures).
+    content_events: usize,
+    /// The start of the generated text.
+    text_starts: &'static str,
 }
 
-#[test]
-fn llama_server_chat_stream_with_role_delta_and_usage_chunk() {
-    let events = events_every_way(&fixture("llama-server-b11434-chat.sse"));
+const COMPLETIONS: Expected = Expected {
+    file: "llama-server-b11434-completions.sse",
+    tokens: 16,
+    content_events: 16,
+    text_starts: "Quantum computing is a field of computer science",
+};
+const CHAT: Expected = Expected {
+    file: "llama-server-b11434-chat.sse",
+    tokens: 16,
+    content_events: 16,
+    text_starts: "Quantum computing is a field of computer science",
+};
+/// A second capture of each endpoint (another prompt, 8 tokens), described in vendor/README.md.
+const COMPLETIONS_PARIS: Expected = Expected {
+    file: "llama_server_completions_stream.txt",
+    tokens: 8,
+    content_events: 8,
+    text_starts: " Paris.\n\nThe United States has",
+};
+const CHAT_LIST: Expected = Expected {
+    file: "llama_server_chat_stream.txt",
+    tokens: 8,
+    content_events: 8,
+    text_starts: "1. 1\n2. ",
+};
+
+fn check_parsed(e: &Expected) -> Totals {
+    let events = events_every_way(&fixture(e.file));
     let t = totals(&events);
-    assert!(t.done);
-    assert_eq!(t.usage_tokens, Some(16));
-    assert_eq!(t.predicted_n, Some(16.0));
-    let first = sse::decode(&events[0]).unwrap();
+    assert!(t.done, "{}", e.file);
+    assert_eq!(t.usage_tokens, Some(e.tokens), "{}", e.file);
+    assert_eq!(t.predicted_n, Some(e.tokens as f64), "{}", e.file);
+    assert_eq!(t.content_events, e.content_events, "{}", e.file);
+    assert_eq!(t.finish_reason.as_deref(), Some("length"), "{}", e.file);
     assert!(
-        matches!(first, Payload::Chunk(c) if c.text.is_empty()),
-        "a role delta opens the stream"
+        t.text.starts_with(e.text_starts),
+        "{}: {:?}",
+        e.file,
+        t.text
     );
+    t
 }
 
 #[test]
-fn llama_server_error_body_gives_its_message() {
-    let body = fixture("llama-server-b11434-error-400.json");
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let m = sse::error_message(&v);
-    assert!(m.contains("code 400"), "{m}");
-    assert!(m.len() > 20, "{m}");
+fn llama_server_completions_streams_with_per_token_timings() {
+    check_parsed(&COMPLETIONS);
+    check_parsed(&COMPLETIONS_PARIS);
+}
+
+#[test]
+fn llama_server_chat_streams_with_role_delta_and_usage_chunk() {
+    for e in [&CHAT, &CHAT_LIST] {
+        check_parsed(e);
+        let events = parse_all([&fixture(e.file)[..]]).0;
+        let first = sse::decode(&events[0]).unwrap();
+        assert!(
+            matches!(first, Payload::Chunk(c) if c.text.is_empty()),
+            "{}: a role delta opens the stream",
+            e.file
+        );
+    }
+}
+
+#[test]
+fn llama_server_error_bodies_give_their_message() {
+    for (name, tokens, ctx) in [
+        ("llama-server-b11434-error-400.json", 5001, 4096),
+        ("llama_server_error.json", 2431, 2048),
+    ] {
+        let body = fixture(name);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let m = sse::error_message(&v);
+        assert!(m.contains("code 400"), "{m}");
+        assert!(
+            m.contains(&format!(
+                "request ({tokens} tokens) exceeds the available context size ({ctx} tokens)"
+            )),
+            "{m}"
+        );
+    }
 }
 
 #[test]
@@ -124,4 +192,80 @@ fn keep_alives_and_crlf_line_ends_are_handled() {
     let t = totals(&events);
     assert!(t.done);
     assert_eq!(t.text, "Hello world");
+    assert_eq!(t.usage_tokens, Some(2));
+    assert_eq!(t.content_events, 2);
+}
+
+/// The captured stream `e` as a loopback server sends it: one write per event.
+fn replay(e: &Expected) -> Vec<String> {
+    let text = String::from_utf8(fixture(e.file)).expect("UTF-8 fixture");
+    text.split_inclusive("\n\n").map(str::to_string).collect()
+}
+
+/// Runs the HTTP engine once on a server that replays `e`, and checks that the counter found
+/// exactly the stream's tokens, one delivery per token, with the stream's text.
+fn counted_by_the_engine(e: &'static Expected, api: &[&str]) {
+    let pieces = replay(e);
+    let server = serve("llamacpp", move |_| {
+        Reply::Stream(pieces.clone(), End::NoDone)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = e.tokens.to_string();
+    let mut args = vec![
+        "--engine",
+        "http",
+        "--url",
+        &server.url,
+        "--prompt",
+        "short",
+        "--warmup",
+        "0",
+        "--runs",
+        "1",
+        "--max-tokens",
+        &tokens,
+        "--quiet",
+    ];
+    args.extend_from_slice(api);
+    let (out, j) = run_to(&dir.path().join("r.json"), &args);
+    assert!(out.status.success(), "{}: {}", e.file, show(&out));
+    let p = &j["results"]["http"]["prompts"]["short"];
+    let r = &p["runs"][0];
+    assert_eq!(r["tokens_generated"], e.tokens, "{}: {r}", e.file);
+    assert_eq!(r["server"]["count_source"], "timings", "{}", e.file);
+    assert_eq!(r["server"]["usage_tokens"], e.tokens, "{}", e.file);
+    assert!(
+        r["server"].get("counted_tokens").is_none(),
+        "{}: the chunks' count agreed with usage: {r}",
+        e.file
+    );
+    assert_eq!(r["multi_token_deliveries"], 0, "{}", e.file);
+    assert_eq!(
+        r["itl_ms"].as_array().unwrap().len() as u64,
+        e.tokens - 1,
+        "{}: one gap per token after the first",
+        e.file
+    );
+    assert_eq!(r["finish_reason"], "length", "{}", e.file);
+    let text = p["sample_output"].as_str().unwrap();
+    assert!(text.starts_with(e.text_starts), "{}: {text:?}", e.file);
+    assert_eq!(
+        server.bodies.lock().unwrap()[0]["max_tokens"],
+        e.tokens,
+        "{}",
+        e.file
+    );
+}
+
+#[test]
+fn the_token_counter_counts_each_captured_completions_stream_exactly() {
+    let raw = ["--api", "completions", "--raw-prompt"];
+    counted_by_the_engine(&COMPLETIONS, &raw);
+    counted_by_the_engine(&COMPLETIONS_PARIS, &raw);
+}
+
+#[test]
+fn the_token_counter_counts_each_captured_chat_stream_exactly() {
+    counted_by_the_engine(&CHAT, &[]);
+    counted_by_the_engine(&CHAT_LIST, &[]);
 }

@@ -13,6 +13,31 @@ use crate::suite::{EngineRuns, PromptRuns};
 
 use super::CONFIDENCE;
 
+/// An error when the server evaluated another number of prompt tokens than the in-process engine
+/// for some prompt: the two did not run the same thing, so the comparison would mislead.
+pub fn prompt_tokens_differ(
+    runs: &[EngineRuns],
+    server: Option<&ComparedServer>,
+) -> Option<anyhow::Error> {
+    let [a, b] = runs else { return None };
+    let name = server.and_then(|s| s.name.clone()).unwrap_or_default();
+    let fix = if name == "llama-server" {
+        "use llama-server of the in-process build (vendor/build-llama-tools.sh), or pass another with --llama-server PATH"
+    } else {
+        "use a server of the same version and settings as the in-process engine"
+    };
+    let first = |p: &PromptRuns| successes(p).first().map(|(m, _)| m.prompt_tokens);
+    a.prompts.iter().zip(&b.prompts).find_map(|(pa, pb)| {
+        match (first(pa), first(pb)) {
+            (Some(ours), Some(theirs)) if ours != theirs => Some(anyhow::anyhow!(
+                "{name} evaluated {theirs} prompt tokens of '{}' where the in-process engine evaluated {ours}: the two did not run the same prompt, so they cannot be compared; {fix}",
+                pa.prepared.name
+            )),
+            _ => None,
+        }
+    })
+}
+
 fn spread(xs: &[f64]) -> Option<Spread> {
     let m = Moments::of(xs)?;
     Some(Spread {

@@ -311,7 +311,8 @@ fn run_sides<'a>(
     // A dead server stops the suite (the engine says `Stopped`); that is an error, not a Ctrl-C.
     let fatal = http
         .server_exit(std::time::Duration::ZERO)
-        .map(anyhow::Error::msg);
+        .map(anyhow::Error::msg)
+        .or_else(|| analysis::prompt_tokens_differ(&runs, info.as_ref()));
     if fatal.is_some() && !stop.is_raised() {
         end = SuiteEnd::Complete;
     }

@@ -173,9 +173,18 @@ mod tests {
     }
 
     #[test]
-    fn header_has_one_column_per_field() {
-        let h = header();
-        assert_eq!(h.len(), 11 + SETTINGS.len() + 6 + METRICS.len() * 5 + 4);
-        assert!(h.contains(&"tps_p99".to_string()));
+    fn header_lists_every_column_in_order() {
+        let expected = "timestamp,scenario,schema_version,key,engine,engine_version,model,\
+            model_size_bytes,model_n_params,backend,layers_offloaded,\
+            n_gpu_layers,threads,ctx_size,batch_size,ubatch_size,flash_attn,\
+            sweep,prompt,successful_runs,total_runs,prompt_tokens,tokens_generated,\
+            ttft_ms_mean,ttft_ms_std,ttft_ms_p50,ttft_ms_p95,ttft_ms_p99,\
+            prefill_tps_mean,prefill_tps_std,prefill_tps_p50,prefill_tps_p95,prefill_tps_p99,\
+            tps_mean,tps_std,tps_p50,tps_p95,tps_p99,\
+            itl_mean_ms_mean,itl_mean_ms_std,itl_mean_ms_p50,itl_mean_ms_p95,itl_mean_ms_p99,\
+            itl_ms_mean,itl_ms_std,itl_ms_p50,itl_ms_p95,itl_ms_p99,\
+            e2e_latency_ms_mean,e2e_latency_ms_std,e2e_latency_ms_p50,e2e_latency_ms_p95,e2e_latency_ms_p99,\
+            tool_version,git_commit,llama_cpp_build,cpu_model";
+        assert_eq!(header().join(","), expected);
     }
 }

@@ -47,6 +47,27 @@ pub fn default_path(dir: &Path, scenario: &str, stamp: &str) -> PathBuf {
     path
 }
 
+/// `path` itself when nothing is there, else the first of `<stem>_2.<ext>`, `<stem>_3.<ext>`, …
+/// that is free: where results go when a file appeared at the chosen path during the run.
+pub fn unused_sibling(path: &Path) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    let dir = dir_of(path);
+    let mut candidate = path.to_path_buf();
+    let mut n = 2;
+    while candidate.exists() {
+        candidate = dir.join(format!("{stem}_{n}{ext}"));
+        n += 1;
+    }
+    candidate
+}
+
 fn dir_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -126,6 +147,17 @@ mod tests {
         std::fs::write(&a, "{}").unwrap();
         let b = default_path(dir.path(), "my run/x", "20260101_000000");
         assert!(b.ends_with("benchmark_my_run_x_20260101_000000_2.json"));
+    }
+
+    #[test]
+    fn an_unused_sibling_keeps_the_stem_and_extension() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.json");
+        assert_eq!(unused_sibling(&p), p);
+        std::fs::write(&p, "{}").unwrap();
+        assert_eq!(unused_sibling(&p), dir.path().join("r_2.json"));
+        std::fs::write(dir.path().join("r_2.json"), "{}").unwrap();
+        assert_eq!(unused_sibling(&p), dir.path().join("r_3.json"));
     }
 
     #[test]

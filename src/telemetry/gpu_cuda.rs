@@ -21,6 +21,7 @@ use cudarc::driver::sys::{CUdevice_attribute, CUresult};
 use cudarc::driver::{result as cu, sys, CudaContext, DriverError};
 use nvml_wrapper::{Device, Nvml};
 
+use super::gpu_figures::{energy_per_token, format_uuid, power_and_energy};
 use crate::results::gpu::{GpuDevice, GpuDevices, GpuTelemetry};
 
 /// How often the side thread samples memory and power during the measured runs.
@@ -211,10 +212,8 @@ impl GpuWatch {
                         problems.push(format!("NVML power not readable: {why}"));
                     }
                 }
-                telemetry.energy_per_token_j = telemetry
-                    .energy_j
-                    .filter(|_| tokens_generated > 0)
-                    .map(|j| j / tokens_generated as f64);
+                telemetry.energy_per_token_j =
+                    energy_per_token(telemetry.energy_j, tokens_generated);
                 telemetry.power_source = telemetry.power_mean_w.map(|_| "nvml".to_string());
             }
             None if self.ctx.is_some() => problems.push("no measured runs were sampled".into()),
@@ -266,29 +265,6 @@ fn sample(
         samples.memory_peak_bytes = Some(samples.memory_peak_bytes.map_or(used, |p| p.max(used)));
     }
     samples
-}
-
-/// Mean power (W) and energy (J) over `elapsed_s`: from NVML's energy counter (millijoules since
-/// driver load) where it moved, otherwise from the mean of the power samples.
-fn power_and_energy(
-    counter_mj: Option<(u64, u64)>,
-    power_w: &[f64],
-    elapsed_s: f64,
-) -> (Option<f64>, Option<f64>) {
-    if let Some((start, end)) = counter_mj {
-        if end > start && elapsed_s > 0.0 {
-            let energy_j = (end - start) as f64 / 1000.0;
-            return (Some(energy_j / elapsed_s), Some(energy_j));
-        }
-    }
-    if power_w.is_empty() {
-        return (None, None);
-    }
-    let mean_w = power_w.iter().sum::<f64>() / power_w.len() as f64;
-    (
-        Some(mean_w),
-        (elapsed_s > 0.0).then_some(mean_w * elapsed_s),
-    )
 }
 
 /// Device memory in use (bytes), device-wide.
@@ -400,18 +376,6 @@ fn nvml_device(ctx: &CudaContext) -> Result<Device<'static>, String> {
         })
 }
 
-/// NVML's spelling of a CUDA device UUID: "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx".
-fn format_uuid(bytes: &[std::ffi::c_char; 16]) -> String {
-    let mut s = String::from("GPU-");
-    for (i, b) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        s.push_str(&format!("{:02x}", *b as u8));
-    }
-    s
-}
-
 /// "CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected".
 fn cu_err(e: &DriverError) -> String {
     match e.error_string() {
@@ -482,30 +446,6 @@ mod tests {
         assert_eq!(
             accepted,
             cfg!(any(feature = "cuda", feature = "dynamic-link"))
-        );
-    }
-
-    #[test]
-    fn energy_from_counter_or_samples() {
-        // Counter moved 50 J in 2 s: 25 W.
-        assert_eq!(
-            power_and_energy(Some((1_000, 51_000)), &[99.0], 2.0),
-            (Some(25.0), Some(50.0))
-        );
-        // Counter did not move (coarse counter, short window): mean of the samples.
-        assert_eq!(
-            power_and_energy(Some((5, 5)), &[10.0, 30.0], 0.5),
-            (Some(20.0), Some(10.0))
-        );
-        assert_eq!(power_and_energy(None, &[], 1.0), (None, None));
-    }
-
-    #[test]
-    fn uuid_is_spelled_as_nvml_does() {
-        let bytes: [std::ffi::c_char; 16] = std::array::from_fn(|i| i as std::ffi::c_char);
-        assert_eq!(
-            format_uuid(&bytes),
-            "GPU-00010203-0405-0607-0809-0a0b0c0d0e0f"
         );
     }
 

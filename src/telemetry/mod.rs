@@ -6,4 +6,5 @@ pub mod gpu;
 #[cfg(not(feature = "cuda-telemetry"))]
 #[path = "gpu_none.rs"]
 pub mod gpu;
+pub mod gpu_figures;
 pub mod system;
