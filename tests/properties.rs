@@ -391,3 +391,18 @@ fn sweep_items_that_once_panicked_or_ran_out_of_memory_are_plain_errors() {
         );
     }
 }
+
+#[test]
+fn sse_splits_the_properties_found_give_the_same_events() {
+    // An empty piece between the `\r` and the `\n` of one line end used to end the line twice.
+    let body = b"data: x\r\ndata: y\r\n\r\n";
+    let (whole, _) = parse_split(body, &[], sse::MAX_LINE);
+    assert_eq!(whole.len(), 1);
+    assert_eq!(parse_split(body, &[8, 8], sse::MAX_LINE).0, whole);
+    // A byte order mark split over pieces used to stay in the first line.
+    let body = b"\xEF\xBB\xBFdata: a\n\n";
+    let (whole, p) = parse_split(body, &[], sse::MAX_LINE);
+    let (split, q) = parse_split(body, &[1, 2], sse::MAX_LINE);
+    assert_eq!((whole.len(), &whole), (1, &split));
+    assert!(!p.has_partial() && !q.has_partial());
+}

@@ -104,7 +104,8 @@ impl SseParser {
 
     /// Parses `bytes`, appending every event they complete to `out`.
     pub fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<SseEvent>) {
-        if self.overflow.is_some() {
+        // An empty piece changes nothing (in particular not a pending `\r`).
+        if self.overflow.is_some() || bytes.is_empty() {
             return;
         }
         while !self.started && !bytes.is_empty() {
