@@ -23,8 +23,9 @@ use crate::suite::{self, EngineRuns, SuiteEnd};
 use crate::telemetry::gpu::GpuWatch;
 use crate::telemetry::system;
 
-/// Exit code of a run the user interrupted (as a shell reports SIGINT).
-pub const EXIT_INTERRUPTED: u8 = 130;
+/// Exit code of a run the user interrupted with Ctrl-C (as a shell reports SIGINT); SIGTERM
+/// gives 143 ([`crate::signals`]).
+pub const EXIT_INTERRUPTED: u8 = crate::signals::EXIT_SIGINT;
 
 /// What a set of engine runs came to.
 struct Measured {
@@ -34,19 +35,6 @@ struct Measured {
     fatal: Option<anyhow::Error>,
     /// In-process against HTTP (`--compare-http`).
     comparison: Option<HttpComparison>,
-}
-
-fn install_ctrlc(stop: &StopFlag) {
-    let stop = stop.clone();
-    // A second Ctrl-C leaves at once; the first lets the current run stop and the results be saved.
-    let _ = ctrlc::set_handler(move || {
-        if stop.is_raised() {
-            crate::server::kill_started();
-            std::process::exit(i32::from(EXIT_INTERRUPTED));
-        }
-        stop.raise();
-        eprintln!("\ninterrupted: saving the runs that finished (Ctrl-C again to quit now)");
-    });
 }
 
 /// Runs one engine over the plan's prompts, with GPU telemetry around its load and runs.
@@ -223,7 +211,7 @@ fn run_config(args: &RunArgs, plan: &Plan) -> RunConfig {
         temperature: Some(plan.suite.sampling.temperature),
         seed: Some(plan.suite.sampling.seed),
         prefix_cache: Some(plan.suite.sampling.prefix_cache),
-        command_line: std::env::args().collect(),
+        command_line: crate::redact::command_line(std::env::args()),
     }
 }
 
@@ -264,7 +252,7 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         write::check_writable(plot)?;
     }
     let stop = StopFlag::new();
-    install_ctrlc(&stop);
+    crate::signals::install(&stop);
     let progress = Progress::new(!args.quiet);
 
     let measured = match &plan.engine {
@@ -309,8 +297,11 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
 
     let sweep = measured.runs.iter().any(|r| !r.sweep.is_empty());
     let incomplete_reason = match (&measured.end, &measured.fatal) {
+        (SuiteEnd::Interrupted, _) if crate::signals::terminated() => {
+            Some("terminated (SIGTERM)".to_string())
+        }
         (SuiteEnd::Interrupted, _) => Some("interrupted by the user".to_string()),
-        (_, Some(e)) => Some(format!("{e:#}")),
+        (_, Some(e)) => Some(crate::redact::text(&format!("{e:#}"))),
         _ => None,
     };
     let file = ResultsFile {
@@ -337,17 +328,33 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         system: Some(system::system_info()),
         http_comparison: measured.comparison,
     };
-    // A file that appeared at the output path during the run is never overwritten; the runs go
-    // next to it, and the command fails saying where they are.
-    let (output, appeared) = match write::write_atomic(&output, &file) {
+    // A file that appeared at the output path during the run is never overwritten: the runs go
+    // next to it. A results directory that went away or turned unwritable during the runs does not
+    // lose them either: they go to a fallback file. Either way the command fails saying where.
+    let (output, write_error) = match write::write_atomic(&output, &file) {
+        Ok(()) => (output, None),
         Err(write::WriteError::Exists(_)) => {
             let next = write::unused_sibling(&output);
             write::write_atomic(&next, &file)?;
-            (next, Some(output))
+            let msg = format!(
+                "{} appeared during the run and was not overwritten; the results are in {}",
+                output.display(),
+                next.display()
+            );
+            (next, Some(msg))
         }
-        written => {
-            written?;
-            (output, None)
+        Err(e) => {
+            let fallback = write::fallback_path(&output);
+            match write::write_atomic(&fallback, &file) {
+                Ok(()) => {
+                    let msg = format!("{e}; the runs were saved to {} instead", fallback.display());
+                    (fallback, Some(msg))
+                }
+                Err(e2) => bail!(
+                    "{e}; the fallback file {} could not be written either ({e2})",
+                    fallback.display()
+                ),
+            }
         }
     };
     if !args.quiet {
@@ -367,18 +374,14 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
             Err(e) => plot_error = Some(e),
         }
     }
-    if measured.fatal.is_some() || measured.end == SuiteEnd::Interrupted || appeared.is_some() {
+    if measured.fatal.is_some() || measured.end == SuiteEnd::Interrupted || write_error.is_some() {
         if let Some(e) = plot_error.take() {
             eprintln!("warning: {e:#}");
         }
     }
 
-    if let Some(taken) = appeared {
-        bail!(
-            "{} appeared during the run and was not overwritten; the results are in {}",
-            taken.display(),
-            output.display()
-        );
+    if let Some(e) = write_error {
+        bail!(e);
     }
     if let Some(e) = measured.fatal {
         return Err(e.context(format!(
@@ -387,7 +390,7 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         )));
     }
     if measured.end == SuiteEnd::Interrupted {
-        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        return Ok(ExitCode::from(crate::signals::exit_code()));
     }
     let (ok, total) = file
         .results

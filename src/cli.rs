@@ -283,6 +283,43 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = PairingArg::Auto, help_heading = "HTTP")]
     pub pairing: PairingArg,
 
+    // ---- HTTP client: TLS, credentials, timeouts ----
+    /// API key, sent as `Authorization: Bearer KEY`; never written to the results or printed.
+    #[arg(
+        long,
+        env = "OPENAI_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY",
+        help_heading = "HTTP"
+    )]
+    pub api_key: Option<String>,
+    /// Extra request header, `NAME: VALUE`; repeatable. Values of credential headers
+    /// (Authorization, *key*, *token*, Cookie, …) are never written or printed.
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "NAME:VALUE",
+        help_heading = "HTTP"
+    )]
+    pub headers: Vec<String>,
+    /// PEM file of CA certificates to trust for https:// besides the system's and the built-in
+    /// roots (a private CA, a self-signed server).
+    #[arg(long, value_name = "FILE", help_heading = "HTTP")]
+    pub ca_cert: Option<PathBuf>,
+    /// Seconds allowed to open a connection (TCP and TLS).
+    #[arg(
+        long,
+        default_value_t = 10.0,
+        value_name = "SECS",
+        help_heading = "HTTP"
+    )]
+    pub connect_timeout: f64,
+    /// Seconds allowed for one whole request, headers to end of stream; a run that takes longer
+    /// fails with that reason and the next run goes on (default: no limit, but a stream silent
+    /// for 300 s fails).
+    #[arg(long, value_name = "SECS", help_heading = "HTTP")]
+    pub request_timeout: Option<f64>,
+
     // ---- vLLM ----
     /// Python environment holding vLLM (default: the active virtual environment, then .venv-vllm).
     #[arg(

@@ -18,9 +18,11 @@ pub mod measure;
 pub mod plan;
 pub mod progress;
 pub mod prompts;
+pub mod redact;
 pub mod report;
 pub mod results;
 pub mod server;
+pub mod signals;
 pub mod suite;
 pub mod telemetry;
 

@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     match inproc_bench::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", inproc_bench::redact::text(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

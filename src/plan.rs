@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 
 use crate::cli::{Backend, EngineKind, HttpApi, PairingArg, RunArgs};
 use crate::engine::http::{Api, Flavor, HttpSettings};
+use crate::engine::http_client::{self, ClientOptions};
 use crate::engine::llamacpp::{FlashAttn, LlamaCppSettings};
 use crate::engine::mock::MockSettings;
 use crate::engine::vllm::VllmSettings;
@@ -53,7 +54,8 @@ where
         match item.parse::<T>() {
             Ok(v) => out.push(v),
             Err(e) => match parse_range(item) {
-                Some(range) => {
+                Some(Err(too_many)) => return Err(flag_err(flag, too_many)),
+                Some(Ok(range)) => {
                     for v in range {
                         out.push(T::try_from(v).map_err(|_| {
                             flag_err(flag, format!("{v} is out of range in '{item}'"))
@@ -67,19 +69,31 @@ where
     Ok(out)
 }
 
-fn parse_range(item: &str) -> Option<Vec<i64>> {
+/// The most values one range may expand to: a sweep larger than this is a typo, not a plan.
+pub const MAX_RANGE_ITEMS: i64 = 4096;
+
+/// `first-last[+step]` expanded, `None` when `item` is not a range, an error when it is too long.
+fn parse_range(item: &str) -> Option<Result<Vec<i64>, String>> {
     let (range, step) = match item.split_once('+') {
         Some((r, s)) => (r, s.parse::<i64>().ok()?),
         None => (item, 1),
     };
     // The first number may be negative: split at a '-' that is not the first character.
-    let cut = range[1..].find('-')? + 1;
+    let cut = range.get(1..)?.find('-')? + 1;
     let first: i64 = range[..cut].parse().ok()?;
     let last: i64 = range[cut + 1..].parse().ok()?;
     if step <= 0 || last < first {
         return None;
     }
-    Some((first..=last).step_by(step as usize).collect())
+    let count = (last.checked_sub(first)? / step).checked_add(1)?;
+    if count > MAX_RANGE_ITEMS {
+        return Some(Err(format!(
+            "'{item}' expands to {count} values, more than {MAX_RANGE_ITEMS}: give a larger step"
+        )));
+    }
+    Some(Ok((first..=last)
+        .step_by(usize::try_from(step).ok()?)
+        .collect()))
 }
 
 /// Refuses a list that names a value twice: both combinations would get the same results key.
@@ -291,6 +305,51 @@ pub fn prefix_cache(a: &RunArgs) -> bool {
     a.prefix_cache.is_on() || a.enable_prefix_caching
 }
 
+/// A timeout flag in seconds: positive and finite.
+fn seconds(flag: &'static str, secs: f64) -> Result<std::time::Duration, PlanError> {
+    std::time::Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| flag_err(flag, format!("{secs} is not a number of seconds above 0")))
+}
+
+/// TLS, credentials and timeouts of the HTTP client; the secrets are registered for redaction
+/// before anything can print them.
+fn client_options(a: &RunArgs) -> Result<ClientOptions, PlanError> {
+    let headers = a
+        .headers
+        .iter()
+        .map(|h| http_client::parse_header(h).map_err(|m| flag_err("--header", m)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let api_key = a.api_key.clone().filter(|k| !k.trim().is_empty());
+    let opts = ClientOptions {
+        api_key,
+        headers,
+        ca_cert: a.ca_cert.clone(),
+        connect_timeout: seconds("--connect-timeout", a.connect_timeout)?,
+        request_timeout: a
+            .request_timeout
+            .map(|s| seconds("--request-timeout", s))
+            .transpose()?,
+    };
+    Ok(opts)
+}
+
+/// Registers the API key and credential header values for redaction, first thing, so that no
+/// message can show them.
+fn register_secrets(a: &RunArgs) {
+    if let Some(k) = &a.api_key {
+        crate::redact::register(k);
+    }
+    for h in &a.headers {
+        if let Some((k, v)) = h.split_once(':') {
+            if crate::redact::is_sensitive_header(k) {
+                crate::redact::register(v);
+            }
+        }
+    }
+}
+
 /// The HTTP targets: `--url` for `--engine http`, or the seed's `--backend` with its URLs.
 fn http_targets(a: &RunArgs) -> Result<Vec<HttpSettings>, PlanError> {
     let api = match a.api {
@@ -303,9 +362,11 @@ fn http_targets(a: &RunArgs) -> Result<Vec<HttpSettings>, PlanError> {
             "completions sends the prompt text as is: add --raw-prompt, or use --api chat to let the server apply its chat template",
         ));
     }
+    let client = client_options(a)?;
     let target = |key: &str, url: &str, flag: &str, flavor: Option<Flavor>| HttpSettings {
         flavor,
         prefix_cache: prefix_cache(a),
+        client: client.clone(),
         ..HttpSettings::new(key, url, flag, api)
     };
     match (a.backend, &a.url) {
@@ -433,6 +494,7 @@ fn engine_plan(a: &RunArgs) -> Result<EnginePlan, PlanError> {
 impl Plan {
     /// Checks the flags and builds the plan.
     pub fn from_args(a: &RunArgs) -> Result<Self, PlanError> {
+        register_secrets(a);
         if a.runs == 0 {
             return Err(flag_err(
                 "--runs",

@@ -454,3 +454,51 @@ fn a_server_dying_mid_run_stops_with_a_clear_error_and_keeps_the_runs() {
             >= 1
     );
 }
+
+#[test]
+fn sigterm_saves_the_finished_runs_stops_the_server_and_exits_143() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, rx, out_path) = spawn_long_compare(dir.path());
+    let (pid, seen) = wait_ready(&rx);
+    wait_first_request(&seen);
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = wait_exit(&mut child);
+    assert_eq!(status.code(), Some(143), "{}", rest(&rx));
+    assert!(
+        !alive(pid),
+        "llama-server {pid} is still running after SIGTERM"
+    );
+    let j = read_json(&out_path);
+    assert_eq!(j["incomplete_reason"], "terminated (SIGTERM)");
+    assert!(
+        j["results"]["llamacpp"]["prompts"]["short"]["successful_runs"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "runs that finished are kept"
+    );
+}
+
+#[test]
+fn sigkill_of_the_tool_takes_the_server_with_it() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, rx, _) = spawn_long_compare(dir.path());
+    let (pid, _) = wait_ready(&rx);
+    assert!(alive(pid));
+    child.kill().unwrap(); // SIGKILL: no handler runs, only the kernel's parent-death signal
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !alive(pid),
+        "llama-server {pid} outlived the killed benchmark"
+    );
+}

@@ -343,8 +343,8 @@ fn bad_http_flags_fail_before_any_request() {
     let dir = tempfile::tempdir().unwrap();
     let (out, _) = http_run(dir.path(), &["--engine", "http"], &[]);
     assert_clean_error(&out, "--url: required");
-    let (out, _) = http_run(dir.path(), &engine_http("https://127.0.0.1:1"), &[]);
-    assert_clean_error(&out, "plain http://");
+    let (out, _) = http_run(dir.path(), &engine_http("ftp://127.0.0.1:1"), &[]);
+    assert_clean_error(&out, "scheme ftp is not HTTP");
     let (out, _) = http_run(
         dir.path(),
         &engine_http("http://127.0.0.1:1"),

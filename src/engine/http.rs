@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 
+use super::http_client::{self, ClientOptions};
 use super::sse::{self, Chunk, Payload, SseEvent, SseParser, Timings, Usage};
 use super::{
     Engine, EngineError, EngineInfo, Finish, Outcome, PreparedPrompt, PromptMode, Request,
@@ -84,6 +85,8 @@ pub struct HttpSettings {
     /// `--prefix-cache on`, as recorded in the settings (each request follows its own
     /// `Request::prefix_cache`).
     pub prefix_cache: bool,
+    /// TLS, API key, extra headers and timeouts.
+    pub client: ClientOptions,
 }
 
 impl HttpSettings {
@@ -98,6 +101,7 @@ impl HttpSettings {
             idle_timeout: Duration::from_secs(300),
             inprocess_sampling: false,
             prefix_cache: false,
+            client: ClientOptions::default(),
         }
     }
 }
@@ -108,11 +112,29 @@ const POLL: Duration = Duration::from_millis(100);
 /// What went wrong in one request. Each message names the likely fix.
 #[derive(Debug, thiserror::Error)]
 enum HttpError {
-    #[error("cannot connect to {url}: is the server running? start it, or pass the right {flag} ({cause})")]
+    #[error(
+        "cannot connect to {url}: {} ({cause})",
+        http_client::connect_hint(cause, flag)
+    )]
     Connect {
         url: String,
         flag: String,
         cause: String,
+    },
+    #[error("{url} closed the connection before answering ({cause}): is it an OpenAI-compatible server, and not overloaded?")]
+    NoResponse { url: String, cause: String },
+    #[error("{url} did not finish within --request-timeout {secs} s ({stage}, after {tokens} tokens): is the server stuck? raise --request-timeout for longer runs")]
+    Timeout {
+        url: String,
+        secs: f64,
+        stage: &'static str,
+        tokens: u64,
+    },
+    #[error("{url} sent {error} after {tokens} tokens")]
+    TooLong {
+        url: String,
+        tokens: u64,
+        error: sse::LineTooLong,
     },
     #[error("{url} answered {status}: {message}")]
     Status {
@@ -142,6 +164,8 @@ enum HttpError {
     Server { tokens: u64, message: String },
     #[error("{url} sent nothing for {secs} s after {tokens} tokens: is the server stuck?")]
     Idle { url: String, secs: u64, tokens: u64 },
+    #[error("{url} sent no response headers for {secs} s: is the server stuck?")]
+    NoHeaders { url: String, secs: u64 },
     #[error("interrupted")]
     Interrupted,
 }
@@ -230,31 +254,75 @@ async fn stream_one(
     flag: &str,
     body: Vec<u8>,
     idle_limit: Duration,
+    request_limit: Option<Duration>,
     rec: &mut Recorder,
     events: &mut Vec<SseEvent>,
 ) -> Result<Streamed, HttpError> {
-    let resp = client
+    let sent = Instant::now();
+    let over_time = |stage: &'static str, tokens: u64| {
+        request_limit
+            .filter(|&l| sent.elapsed() >= l)
+            .map(|l| HttpError::Timeout {
+                url: url.into(),
+                secs: l.as_secs_f64(),
+                stage,
+                tokens,
+            })
+    };
+    let send = client
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(reqwest::header::ACCEPT, "text/event-stream")
         .body(body)
-        .send()
-        .await
-        .map_err(|e| HttpError::Connect {
-            url: url.into(),
-            flag: flag.into(),
-            cause: root_cause(&e),
-        })?;
+        .send();
+    tokio::pin!(send);
+    let resp = loop {
+        match tokio::time::timeout(POLL, &mut send).await {
+            Ok(Ok(resp)) => break resp,
+            Ok(Err(e)) if e.is_connect() => {
+                return Err(HttpError::Connect {
+                    url: url.into(),
+                    flag: flag.into(),
+                    cause: root_cause(&e),
+                })
+            }
+            Ok(Err(e)) => {
+                return Err(HttpError::NoResponse {
+                    url: url.into(),
+                    cause: root_cause(&e),
+                })
+            }
+            Err(_) => {
+                if rec.should_stop() {
+                    return Err(HttpError::Interrupted);
+                }
+                if let Some(e) = over_time("waiting for the response headers", 0) {
+                    return Err(e);
+                }
+                if sent.elapsed() >= idle_limit {
+                    return Err(HttpError::NoHeaders {
+                        url: url.into(),
+                        secs: idle_limit.as_secs(),
+                    });
+                }
+            }
+        }
+    };
     let mut out = Streamed {
         headers_ms: ms(rec.mark()),
         ..Streamed::default()
     };
     let status = resp.status();
     if !status.is_success() {
-        let text = resp.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<Value>(&text)
-            .map(|v| sse::error_message(&v))
-            .unwrap_or_else(|_| text.chars().take(300).collect());
+        let headers = resp.headers().clone();
+        let wait = request_limit
+            .unwrap_or(idle_limit)
+            .saturating_sub(sent.elapsed());
+        let text = match tokio::time::timeout(wait, resp.text()).await {
+            Ok(Ok(text)) => text,
+            _ => String::new(),
+        };
+        let message = http_client::status_message(status, &headers, &text);
         return Err(HttpError::Status {
             url: url.into(),
             status: status.to_string(),
@@ -270,6 +338,9 @@ async fn stream_one(
             Err(_) => {
                 if rec.should_stop() {
                     return Err(HttpError::Interrupted);
+                }
+                if let Some(e) = over_time("in the stream", out.counter.counted) {
+                    return Err(e);
                 }
                 idle += POLL;
                 if idle >= idle_limit {
@@ -299,6 +370,13 @@ async fn stream_one(
             out.first_byte_ms = ms(rec.mark());
         }
         parser.feed(&bytes, events);
+        if let Some(error) = parser.overflow() {
+            return Err(HttpError::TooLong {
+                url: url.into(),
+                tokens: out.counter.counted,
+                error: error.clone(),
+            });
+        }
         for ev in events.drain(..) {
             if done {
                 continue; // anything after [DONE] is not part of the answer
@@ -333,6 +411,9 @@ async fn stream_one(
         }
         if rec.should_stop() {
             return Err(HttpError::Interrupted);
+        }
+        if let Some(e) = over_time("in the stream", out.counter.counted) {
+            return Err(e);
         }
     }
     if !done {
@@ -383,17 +464,15 @@ pub fn base_url(url: &str, flag: &str) -> Result<String, EngineError> {
         ))
     })?;
     match parsed.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(load_err(format!(
-                "{flag} {url}: https is not built into this binary; benchmark over plain http:// (a loopback or LAN server)"
-            )))
-        }
+        "http" | "https" => {}
         other => {
             return Err(load_err(format!(
-                "{flag} {url}: scheme {other} is not HTTP; pass e.g. http://127.0.0.1:8001"
+                "{flag} {url}: scheme {other} is not HTTP; pass e.g. http://127.0.0.1:8001 or https://host"
             )))
         }
+    }
+    if let Some(p) = parsed.password() {
+        crate::redact::register(p);
     }
     let mut base = url.trim_end_matches('/').to_string();
     if let Some(stripped) = base.strip_suffix("/v1") {
@@ -425,22 +504,15 @@ impl HttpEngine {
             .enable_all()
             .build()
             .map_err(|e| load_err(format!("cannot start the HTTP runtime: {e}")))?;
-        // A new connection per request, as the original benchmark's `requests.post`: servers close
-        // idle keep-alive connections on their own schedule (llama-server after a few seconds),
-        // and a request on a connection the server has just closed would fail.
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .pool_max_idle_per_host(0)
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| load_err(format!("cannot create the HTTP client: {e}")))?;
+        // A new connection per request, as the original benchmark's `requests.post`.
+        settings.client.register_secrets();
+        let client = settings.client.build().map_err(load_err)?;
         let models_url = format!("{base}/v1/models");
         let flag = settings.url_flag.clone();
         let models: Value = rt.block_on(async {
             let resp = client
                 .get(&models_url)
-                .timeout(Duration::from_secs(30))
+                .timeout(settings.client.request_timeout.unwrap_or(Duration::from_secs(30)))
                 .send()
                 .await
                 .map_err(|e| {
@@ -454,11 +526,10 @@ impl HttpEngine {
                     )
                 })?;
             let status = resp.status();
+            let headers = resp.headers().clone();
             let text = resp.text().await.unwrap_or_default();
             if !status.is_success() {
-                let message = serde_json::from_str::<Value>(&text)
-                    .map(|v| sse::error_message(&v))
-                    .unwrap_or_else(|_| text.chars().take(200).collect());
+                let message = http_client::status_message(status, &headers, &text);
                 return Err(load_err(format!(
                     "GET {models_url} answered {status} ({message}): is {base} an OpenAI-compatible server? check {flag}"
                 )));
@@ -621,7 +692,7 @@ async fn server_version(client: &reqwest::Client, base: &str, flavor: Flavor) ->
 impl Engine for HttpEngine {
     fn info(&self) -> EngineInfo {
         let mut settings = Map::new();
-        settings.insert("url".into(), json!(self.base));
+        settings.insert("url".into(), json!(crate::redact::text(&self.base)));
         settings.insert("endpoint".into(), json!(self.settings.api.path()));
         settings.insert("server".into(), json!(self.flavor.name()));
         settings.insert("model_id".into(), json!(self.model_id));
@@ -636,6 +707,12 @@ impl Engine for HttpEngine {
             if self.settings.inprocess_sampling {
                 settings.insert("samplers".into(), json!(["temperature"]));
             }
+        }
+        if self.settings.client != ClientOptions::default() {
+            settings.insert(
+                "client".into(),
+                Value::Object(self.settings.client.describe()),
+            );
         }
         let name = match self.flavor {
             Flavor::LlamaServer => "llama-server (HTTP)",
@@ -685,6 +762,7 @@ impl Engine for HttpEngine {
             &self.settings.url_flag,
             body,
             self.settings.idle_timeout,
+            self.settings.client.request_timeout,
             rec,
             &mut events,
         ));
@@ -699,11 +777,12 @@ impl Engine for HttpEngine {
                     | HttpError::NoDone { .. } => Duration::from_millis(500),
                     _ => Duration::ZERO,
                 };
+                let e = crate::redact::text(&e.to_string());
                 return Err(match self.server_exit(grace) {
                     Some(death) => {
                         EngineError::Stopped(format!("{death}; the request failed: {e}"))
                     }
-                    None => EngineError::Generate(e.to_string()),
+                    None => EngineError::Generate(e),
                 });
             }
         };
@@ -801,10 +880,7 @@ mod tests {
             "http://127.0.0.1:8001"
         );
         assert_eq!(base_url("http://h:1", "--url").unwrap(), "http://h:1");
-        assert!(base_url("https://h", "--url")
-            .unwrap_err()
-            .to_string()
-            .contains("plain http://"));
+        assert_eq!(base_url("https://h/v1", "--url").unwrap(), "https://h");
         assert!(base_url("127.0.0.1:8001", "--url")
             .unwrap_err()
             .to_string()

@@ -28,18 +28,44 @@ pub struct SseEvent {
     pub data: String,
 }
 
-/// The incremental parser. Feed it bytes; it keeps what belongs to an unfinished line or event.
-#[derive(Debug, Default)]
+/// The longest line, and the most data one event may gather, by default: far above any real
+/// chunk (a few hundred bytes to a few KiB), low enough that a hostile stream cannot fill memory.
+pub const MAX_LINE: usize = 4 << 20;
+
+/// The UTF-8 byte order mark, dropped at the start of a stream.
+const BOM: &[u8; 3] = b"\xEF\xBB\xBF";
+
+/// A line or an event larger than the parser's limit.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("a stream line or event longer than {limit} bytes (no line end in sight): not an event stream, or a broken one")]
+pub struct LineTooLong {
+    /// The limit in bytes.
+    pub limit: usize,
+}
+
+/// The incremental parser. Feed it bytes; it keeps what belongs to an unfinished line or event,
+/// up to a size limit: past it the parser stops (see [`SseParser::overflow`]).
+#[derive(Debug)]
 pub struct SseParser {
     line: Vec<u8>,
     /// The last byte fed was a `\r`: a `\n` right after it belongs to the same line end.
     after_cr: bool,
-    /// At the very start of the stream (a UTF-8 byte order mark is dropped there).
+    /// Past the very start of the stream (a UTF-8 byte order mark is dropped there).
     started: bool,
+    /// Bytes of a byte order mark seen so far at the start (it may arrive in pieces).
+    bom: usize,
     data: String,
     has_data: bool,
     event: Option<String>,
     comments: u64,
+    limit: usize,
+    overflow: Option<LineTooLong>,
+}
+
+impl Default for SseParser {
+    fn default() -> Self {
+        Self::with_limit(MAX_LINE)
+    }
 }
 
 impl SseParser {
@@ -48,11 +74,50 @@ impl SseParser {
         Self::default()
     }
 
+    /// A parser whose lines and events may not exceed `limit` bytes.
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            line: Vec::new(),
+            after_cr: false,
+            started: false,
+            bom: 0,
+            data: String::new(),
+            has_data: false,
+            event: None,
+            comments: 0,
+            limit,
+            overflow: None,
+        }
+    }
+
+    /// Set once a line or an event outgrew the limit; the parser ignores everything after it.
+    pub fn overflow(&self) -> Option<&LineTooLong> {
+        self.overflow.as_ref()
+    }
+
+    fn too_long(&mut self) {
+        self.overflow = Some(LineTooLong { limit: self.limit });
+        self.line = Vec::new();
+        self.data = String::new();
+        self.has_data = false;
+    }
+
     /// Parses `bytes`, appending every event they complete to `out`.
     pub fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<SseEvent>) {
-        if !self.started && !bytes.is_empty() {
-            self.started = true;
-            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        // An empty piece changes nothing (in particular not a pending `\r`).
+        if self.overflow.is_some() || bytes.is_empty() {
+            return;
+        }
+        while !self.started && !bytes.is_empty() {
+            if bytes[0] == BOM[self.bom] {
+                self.bom += 1;
+                bytes = &bytes[1..];
+                self.started = self.bom == BOM.len();
+            } else {
+                // Not a byte order mark after all: what was held back is text.
+                self.started = true;
+                self.line.extend_from_slice(&BOM[..self.bom]);
+            }
         }
         if self.after_cr {
             self.after_cr = false;
@@ -61,9 +126,15 @@ impl SseParser {
             }
         }
         while let Some(end) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
+            if self.line.len() + end > self.limit {
+                return self.too_long();
+            }
             self.line.extend_from_slice(&bytes[..end]);
             let line = std::mem::take(&mut self.line);
             self.process_line(&line, out);
+            if self.data.len() > self.limit {
+                return self.too_long();
+            }
             self.line = line;
             self.line.clear();
             let cr = bytes[end] == b'\r';
@@ -75,6 +146,9 @@ impl SseParser {
                     None => self.after_cr = true,
                 }
             }
+        }
+        if self.line.len() + bytes.len() > self.limit {
+            return self.too_long();
         }
         self.line.extend_from_slice(bytes);
     }
@@ -129,7 +203,7 @@ impl SseParser {
     /// Whether bytes of an unfinished line or event are pending: at the end of the body this means
     /// the stream was cut inside an event.
     pub fn has_partial(&self) -> bool {
-        !self.line.is_empty() || self.has_data
+        !self.line.is_empty() || self.has_data || (!self.started && self.bom > 0)
     }
 }
 

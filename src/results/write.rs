@@ -68,6 +68,22 @@ pub fn unused_sibling(path: &Path) -> PathBuf {
     candidate
 }
 
+/// Where results go when `intended` cannot be written at the end of a run: the system's temporary
+/// directory, same file name with the process id, never an existing file.
+pub fn fallback_path(intended: &Path) -> PathBuf {
+    let name = intended
+        .file_stem()
+        .map_or_else(|| "results".into(), |n| n.to_string_lossy().into_owned());
+    let dir = std::env::temp_dir();
+    let mut path = dir.join(format!("{name}.{}.json", std::process::id()));
+    let mut n = 2;
+    while path.exists() {
+        path = dir.join(format!("{name}.{}_{n}.json", std::process::id()));
+        n += 1;
+    }
+    path
+}
+
 fn dir_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
