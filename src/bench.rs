@@ -293,7 +293,7 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         (_, Some(e)) => Some(format!("{e:#}")),
         _ => None,
     };
-    let file = ResultsFile {
+    let mut file = ResultsFile {
         schema_version: SCHEMA_VERSION,
         timestamp: started.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
         scenario: args.scenario.clone(),
@@ -310,6 +310,12 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         system: Some(system::system_info()),
         http_comparison: measured.comparison,
     };
+    let probe = args.roofline_probe && measured.end != SuiteEnd::Interrupted;
+    let quiet = args.quiet;
+    crate::roofline::annotate::annotate(
+        &mut file,
+        crate::roofline::annotate::Options { probe, quiet },
+    );
     write::write_atomic(&output, &file)?;
     if !args.quiet {
         println!("{}", crate::report::render(&file, args.format));

@@ -20,6 +20,7 @@ pub mod progress;
 pub mod prompts;
 pub mod report;
 pub mod results;
+pub mod roofline;
 pub mod server;
 pub mod suite;
 pub mod telemetry;
@@ -35,5 +36,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Run(args)) => bench::run_benchmark(args),
         Some(Command::Compare(args)) => compare::run_compare(args),
         Some(Command::Report(args)) => report::command::run_report(args),
+        Some(Command::Probe(args)) => roofline::command::run_probe(args),
     }
 }

@@ -51,6 +51,7 @@ pub fn run_record(run: u32, result: &Result<(RunMetrics, Outcome), String>) -> R
             multi_token_deliveries: m.multi_token_deliveries,
             itl_ms: m.itl_ms.clone(),
             server: o.server.as_ref().map(server_record),
+            roofline: None,
         },
     }
 }
@@ -115,5 +116,6 @@ pub fn engine_result(e: &EngineRuns) -> EngineResult {
         load_time_ms: Some(e.info.load_ms),
         details: e.info.details.clone(),
         gpu: e.gpu.clone(),
+        roofline: None,
     }
 }
