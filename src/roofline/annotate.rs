@@ -110,11 +110,12 @@ fn resolve(
         .map_or_else(|| crate::plan::default_threads() as usize, |t| t as usize);
     if is_dir {
         // vLLM: everything on its device; the KV cache in the model's dtype (cache dtype auto).
-        let on_gpu = e
-            .details
-            .get("device")
-            .and_then(Value::as_str)
-            .is_some_and(|d| d.starts_with("cuda"));
+        let on_gpu = match e.details.get("device").and_then(Value::as_str) {
+            Some(d) => d.starts_with("cuda"),
+            None => http && gpu_on_system,
+        };
+        let note = (http && e.details.get("device").is_none())
+            .then(|| "the server's device is assumed from this machine's GPUs".to_string());
         let t = match vllm_dtype.and_then(safetensors::torch_dtype_bytes) {
             Some(4) => "f32",
             _ if vllm_dtype.is_some_and(|d| d.ends_with("bfloat16")) => "bf16",
@@ -129,7 +130,7 @@ fn resolve(
             } else {
                 model::Placement::CPU
             },
-            placement_note: None,
+            placement_note: note,
             n_gpu_layers: None,
             kv_types: (kv, kv),
             llamacpp_cache_cells: None,
@@ -337,15 +338,7 @@ impl PeakCache {
     fn gpu(&mut self) -> DevicePeak {
         let probe = self.opts.probe;
         self.gpu
-            .get_or_insert_with(|| {
-                let mut p = crate::telemetry::gpu_peak::peak(0);
-                if !probe && p.measured_gbps.is_some() {
-                    p.measured_gbps = None;
-                    p.measured_source = None;
-                    p.measured_reason = Some("not measured (--roofline-probe false)".into());
-                }
-                p
-            })
+            .get_or_insert_with(|| crate::telemetry::gpu_peak::peak(0, probe))
             .clone()
     }
 }

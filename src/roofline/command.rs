@@ -121,7 +121,7 @@ pub fn run_probe(args: &ProbeArgs) -> anyhow::Result<ExitCode> {
     let report = ProbeReport {
         cpu,
         cpu_spec_reason: CPU_SPEC_REASON,
-        gpu: crate::telemetry::gpu_peak::peak(0),
+        gpu: crate::telemetry::gpu_peak::peak(0, true),
         tool: crate::telemetry::system::tool_info(),
         system: crate::telemetry::system::system_info(),
     };

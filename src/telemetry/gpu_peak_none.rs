@@ -4,8 +4,9 @@
 use super::gpu::NOT_BUILT;
 use crate::results::roofline::DevicePeak;
 
-/// The specified and measured memory bandwidth of CUDA device `device_index`: none in this build.
-pub fn peak(_device_index: usize) -> DevicePeak {
+/// The specified and (when `measure`) measured memory bandwidth of CUDA device `device_index`:
+/// none in this build.
+pub fn peak(_device_index: usize, _measure: bool) -> DevicePeak {
     DevicePeak {
         measured_reason: Some(NOT_BUILT.into()),
         spec_reason: Some(NOT_BUILT.into()),
@@ -19,7 +20,7 @@ mod tests {
 
     #[test]
     fn stand_in_has_no_figure_and_says_why() {
-        let p = peak(0);
+        let p = peak(0, true);
         assert_eq!((p.measured_gbps, p.spec_gbps), (None, None));
         assert_eq!(p.spec_reason.as_deref(), Some(NOT_BUILT));
         assert_eq!(p.measured_reason.as_deref(), Some(NOT_BUILT));
