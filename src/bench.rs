@@ -304,7 +304,7 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         (_, Some(e)) => Some(crate::redact::text(&format!("{e:#}"))),
         _ => None,
     };
-    let file = ResultsFile {
+    let mut file = ResultsFile {
         schema_version: SCHEMA_VERSION,
         timestamp: started.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
         scenario: args.scenario.clone(),
@@ -328,6 +328,12 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         system: Some(system::system_info()),
         http_comparison: measured.comparison,
     };
+    let probe = args.roofline_probe && measured.end != SuiteEnd::Interrupted;
+    let quiet = args.quiet;
+    crate::roofline::annotate::annotate(
+        &mut file,
+        crate::roofline::annotate::Options { probe, quiet },
+    );
     // A file that appeared at the output path during the run is never overwritten: the runs go
     // next to it. A results directory that went away or turned unwritable during the runs does not
     // lose them either: they go to a fallback file. Either way the command fails saying where.

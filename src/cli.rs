@@ -36,6 +36,36 @@ pub enum Command {
     Compare(CompareArgs),
     /// Print results files again as a table, Markdown, CSV or JSON, and plot them.
     Report(ReportArgs),
+    /// Measure the memory bandwidth (a STREAM-like read kernel on the CPU; NVML and a device
+    /// copy on a GPU): the peak a decode rate is held against.
+    Probe(ProbeArgs),
+}
+
+/// `inproc-bench probe`.
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// Threads reading at once (default: physical cores, as a run's --threads).
+    #[arg(short = 't', long)]
+    pub threads: Option<usize>,
+    /// Buffer size in MiB (default: 8 × the last-level cache, 256 MiB to 2 GiB, at most a quarter
+    /// of the free memory), so that it is read from memory, not from a cache.
+    #[arg(long, value_name = "MIB")]
+    pub size_mib: Option<u64>,
+    /// Timed repetitions; the best is the peak, the median shows the spread.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub reps: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ProbeFormat::Table)]
+    pub format: ProbeFormat,
+}
+
+/// Output of `inproc-bench probe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProbeFormat {
+    /// A short table.
+    Table,
+    /// One JSON object.
+    Json,
 }
 
 /// `inproc-bench compare A.json B.json [C.json …]`.
@@ -375,6 +405,11 @@ pub struct RunArgs {
     /// Let the engines print their own logs.
     #[arg(short = 'v', long, help_heading = "Output")]
     pub verbose: bool,
+    /// After the runs, measure the memory bandwidth the roofline figures are held against
+    /// (`inproc-bench probe` on each run's thread count, about half a second each; a GPU copy
+    /// on GPU runs); false leaves the measured peak null.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL", help_heading = "Output")]
+    pub roofline_probe: bool,
 
     // ---- scripted engine (tests) ----
     /// Mock engine: time to first token.
@@ -428,7 +463,7 @@ impl Cli {
         match &self.command {
             None => Some(&self.run),
             Some(Command::Run(args)) => Some(args),
-            Some(Command::Compare(_) | Command::Report(_)) => None,
+            Some(Command::Compare(_) | Command::Report(_) | Command::Probe(_)) => None,
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod prompts;
 pub mod redact;
 pub mod report;
 pub mod results;
+pub mod roofline;
 pub mod server;
 pub mod signals;
 pub mod suite;
@@ -37,5 +38,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Run(args)) => bench::run_benchmark(args),
         Some(Command::Compare(args)) => compare::run_compare(args),
         Some(Command::Report(args)) => report::command::run_report(args),
+        Some(Command::Probe(args)) => roofline::command::run_probe(args),
     }
 }

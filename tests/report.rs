@@ -275,3 +275,24 @@ fn a_real_two_value_sweep_writes_two_entries_and_compares_them() {
     assert!(text.contains("[1] llamacpp@threads=2"), "{text}");
     assert!(text.contains("warning: models differ"), "{text}");
 }
+
+/// A real run with the roofline figures: `--prompt short,long --warmup 1 --runs 3 -n 16 -t 1`
+/// with SmolLM2 Q4_1 on a 2-core CPU-only machine that other jobs were loading.
+const ROOFLINE: &str = "smollm2_roofline.json";
+
+#[test]
+fn markdown_snapshot_with_the_roofline_column() {
+    let f = fixture(ROOFLINE);
+    let md = stdout_of(&["report", s(&f), "--format", "md"]);
+    snapshot("report_roofline.md", &md);
+    let header = md.lines().next().unwrap();
+    assert!(header.ends_with(" mem GB/s | % peak |"), "{header}");
+    // Files without roofline figures get no such column.
+    let seed = stdout_of(&["report", s(&fixture(SEED_LLAMACPP)), "--format", "md"]);
+    assert!(!seed.contains("mem GB/s"), "{seed}");
+    let table = stdout_of(&["report", s(&f)]);
+    assert!(
+        table.contains("roofline   102.5 MB/token (96.6 weights + 5.9 KV)"),
+        "{table}"
+    );
+}

@@ -109,6 +109,11 @@ pub fn render_entries(entries: &[Entry<'_>]) -> String {
     ] {
         cols.push(col(h, r));
     }
+    let roofline = super::roofline::any(entries);
+    if roofline {
+        cols.push(col("mem GB/s", true));
+        cols.push(col("% peak", true));
+    }
     let mut body = Vec::new();
     for e in entries {
         let r = e.result;
@@ -138,6 +143,9 @@ pub fn render_entries(entries: &[Entry<'_>]) -> String {
             row.push(mean_std(p.tps.as_ref(), 2));
             row.push(mean_std(p.itl_mean_ms.as_ref(), 3));
             row.push(mean_std(p.e2e_latency_ms.as_ref(), 1));
+            if roofline {
+                row.extend(super::roofline::cells(r, prompt));
+            }
             body.push(row);
         }
     }

@@ -64,6 +64,7 @@ pub fn run_record(
                 eval_tokens: c.eval_tokens,
             }),
             position_in_round: position,
+            roofline: None,
         },
     }
 }
@@ -128,5 +129,6 @@ pub fn engine_result(e: &EngineRuns) -> EngineResult {
         load_time_ms: Some(e.info.load_ms),
         details: e.info.details.clone(),
         gpu: e.gpu.clone(),
+        roofline: None,
     }
 }

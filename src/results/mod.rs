@@ -4,6 +4,7 @@ pub mod build;
 pub mod gpu;
 pub mod http_comparison;
 pub mod read;
+pub mod roofline;
 pub mod schema;
 pub mod write;
 

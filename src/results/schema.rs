@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use super::gpu::{GpuDevices, GpuTelemetry};
 use super::http_comparison::HttpComparison;
+use super::roofline::{Roofline, RunRoofline};
 use crate::measure::Summary;
 
 /// The schema version this build writes; readers refuse newer ones.
@@ -173,6 +174,9 @@ pub struct EngineResult {
     /// GPU memory and power figures (null on builds or machines without a GPU).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<GpuTelemetry>,
+    /// Bytes per token, achieved bandwidth and the machine's peak (see `results::roofline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roofline: Option<Roofline>,
 }
 
 /// One prompt on one engine.
@@ -276,6 +280,9 @@ pub struct RunRecord {
     /// What the server said it spent (HTTP engines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerRecord>,
+    /// Bytes per token and achieved bandwidth of this run (see `results::roofline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roofline: Option<RunRoofline>,
     /// The engine's own counters for this run (in-process llama.cpp: `llama_perf_context`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_counters: Option<EngineCountersRecord>,

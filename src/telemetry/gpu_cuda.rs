@@ -290,7 +290,7 @@ fn driver() -> Result<(), String> {
 }
 
 /// Retains the primary context of CUDA device `ordinal` and describes the device.
-fn open(ordinal: usize) -> Result<(Arc<CudaContext>, GpuDevice), String> {
+pub(crate) fn open(ordinal: usize) -> Result<(Arc<CudaContext>, GpuDevice), String> {
     driver()?;
     let count = cu::device::get_count().map_err(|e| format!("no CUDA device: {}", cu_err(&e)))?;
     let index = c_int::try_from(ordinal)
@@ -350,7 +350,7 @@ fn nvml() -> Result<&'static Nvml, String> {
 
 /// The NVML handle of the CUDA device behind `ctx`, matched by UUID (CUDA ordinals and NVML
 /// indices differ in order), else by PCI bus id.
-fn nvml_device(ctx: &CudaContext) -> Result<Device<'static>, String> {
+pub(crate) fn nvml_device(ctx: &CudaContext) -> Result<Device<'static>, String> {
     let nvml = nvml()?;
     if let Ok(uuid) = ctx.uuid() {
         if let Ok(device) = nvml.device_by_uuid(format_uuid(&uuid.bytes)) {
@@ -377,7 +377,7 @@ fn nvml_device(ctx: &CudaContext) -> Result<Device<'static>, String> {
 }
 
 /// "CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected".
-fn cu_err(e: &DriverError) -> String {
+pub(crate) fn cu_err(e: &DriverError) -> String {
     match e.error_string() {
         Ok(text) => format!("{:?}: {}", e.0, text.to_string_lossy()),
         Err(_) => format!("{:?}", e.0),
@@ -386,7 +386,7 @@ fn cu_err(e: &DriverError) -> String {
 
 /// Runs `f`, turning a panic inside a driver binding (e.g. a symbol missing from an old driver)
 /// into an error, so telemetry never takes the benchmark down.
-fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     catch_unwind(AssertUnwindSafe(f))
         .unwrap_or_else(|_| Err("the GPU driver binding failed".into()))
 }

@@ -1,0 +1,135 @@
+//! `inproc-bench probe`: measures the memory bandwidth a decode rate is held against, and prints
+//! it as a table or one JSON object.
+
+use std::fmt::Write;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use super::annotate::CPU_SPEC_REASON;
+use super::probe::{self, ProbeOptions, ProbeResult};
+use crate::cli::{ProbeArgs, ProbeFormat};
+use crate::results::roofline::DevicePeak;
+use crate::results::schema::{SystemInfo, ToolInfo};
+
+/// What `probe --format json` prints.
+#[derive(Debug, Serialize)]
+pub struct ProbeReport {
+    /// The CPU read kernel's figures.
+    pub cpu: ProbeResult,
+    /// Why the CPU has no specified peak.
+    pub cpu_spec_reason: &'static str,
+    /// The GPU's specified and measured peaks (null figures with reasons where there is none).
+    pub gpu: DevicePeak,
+    /// The program that measured.
+    pub tool: ToolInfo,
+    /// The machine.
+    pub system: SystemInfo,
+}
+
+/// The probe's options from the flags.
+pub fn options(args: &ProbeArgs) -> anyhow::Result<ProbeOptions> {
+    let threads = args
+        .threads
+        .unwrap_or_else(|| crate::plan::default_threads() as usize);
+    if threads == 0 {
+        anyhow::bail!("--threads must be at least 1");
+    }
+    let buffer_bytes = match args.size_mib {
+        Some(0) => anyhow::bail!("--size-mib must be at least 1"),
+        Some(m) => m
+            .checked_mul(1 << 20)
+            .ok_or_else(|| anyhow::anyhow!("--size-mib {m} is too large"))?,
+        None => probe::default_buffer_bytes(probe::last_level_cache(), probe::available_memory()),
+    };
+    if let Some(avail) = probe::available_memory() {
+        if buffer_bytes > avail / 2 {
+            anyhow::bail!(
+                "a {} MiB buffer is more than half the free memory ({} MiB): pass a smaller --size-mib",
+                buffer_bytes >> 20,
+                avail >> 20
+            );
+        }
+    }
+    Ok(ProbeOptions {
+        threads,
+        buffer_bytes,
+        reps: args.reps,
+    })
+}
+
+/// The table `probe` prints.
+pub fn render(r: &ProbeReport) -> String {
+    let c = &r.cpu;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "MEMORY BANDWIDTH · {} · GB/s = 10^9 bytes/s",
+        r.system.cpu_model
+    );
+    let llc = c
+        .llc_bytes
+        .map_or_else(|| "unknown".into(), |b| format!("{} MiB", b >> 20));
+    let _ = writeln!(
+        out,
+        "CPU read kernel: {} thread(s), {} MiB buffer (last-level cache {llc}), {} repetitions, {:.0} ms in all",
+        c.threads,
+        c.buffer_bytes >> 20,
+        c.reps,
+        c.elapsed_ms
+    );
+    let _ = writeln!(out, "  {:<8} {:>10}", "", "GB/s");
+    for (name, v) in [
+        ("best", c.best_gbps),
+        ("median", c.median_gbps),
+        ("worst", c.min_gbps),
+    ] {
+        let _ = writeln!(out, "  {name:<8} {v:>10.2}");
+    }
+    let _ = writeln!(out, "  spec     {:>10}  ({})", "-", r.cpu_spec_reason);
+    let g = &r.gpu;
+    match (g.spec_gbps, g.measured_gbps) {
+        (None, None) => {
+            let why = g.spec_reason.as_deref().unwrap_or("no figure");
+            let _ = writeln!(out, "GPU 0: {why}");
+        }
+        (spec, measured) => {
+            let _ = writeln!(out, "GPU 0:");
+            let line = |v: Option<f64>, src: &Option<String>, why: &Option<String>| match v {
+                Some(v) => format!("{v:>10.1}  ({})", src.as_deref().unwrap_or("")),
+                None => format!("{:>10}  ({})", "-", why.as_deref().unwrap_or("")),
+            };
+            let _ = writeln!(
+                out,
+                "  measured {}",
+                line(measured, &g.measured_source, &g.measured_reason)
+            );
+            let _ = writeln!(
+                out,
+                "  spec     {}",
+                line(spec, &g.spec_source, &g.spec_reason)
+            );
+        }
+    }
+    out
+}
+
+/// Runs `inproc-bench probe`.
+pub fn run_probe(args: &ProbeArgs) -> anyhow::Result<ExitCode> {
+    let opts = options(args)?;
+    let cpu = probe::run(opts)?;
+    let report = ProbeReport {
+        cpu,
+        cpu_spec_reason: CPU_SPEC_REASON,
+        gpu: crate::telemetry::gpu_peak::peak(0, true),
+        tool: crate::telemetry::system::tool_info(),
+        system: crate::telemetry::system::system_info(),
+    };
+    let text = match args.format {
+        ProbeFormat::Table => render(&report),
+        ProbeFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+    };
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
+    Ok(ExitCode::SUCCESS)
+}
