@@ -9,9 +9,11 @@ use std::path::Path;
 use common::*;
 use indexmap::IndexMap;
 use inproc_bench::compare_http;
-use inproc_bench::engine::{EngineInfo, Finish, Outcome, PreparedPrompt, ServerTimings};
+use inproc_bench::engine::{
+    EngineCounters, EngineInfo, Finish, Outcome, PreparedPrompt, ServerTimings,
+};
 use inproc_bench::measure::{RunMetrics, RunTrace};
-use inproc_bench::results::http_comparison::ComparedServer;
+use inproc_bench::results::http_comparison::{ComparedServer, PairingRecord};
 use inproc_bench::results::schema::RunConfig;
 use inproc_bench::results::{build, read, write, ResultsFile, SCHEMA_VERSION};
 use inproc_bench::suite::{EngineRuns, PromptRuns, RunResult};
@@ -57,6 +59,13 @@ fn one_run(ttft: f64, itl: f64, tokens: u32, server: bool) -> RunResult {
             counted_tokens: None,
             count_source: Some("token_ids".into()),
         }),
+        // The in-process side's own counters, with the same spread as its stamps.
+        counters: (!server).then_some(EngineCounters {
+            prompt_eval_ms: ttft * 0.95,
+            prompt_eval_tokens: 7,
+            eval_ms: itl * 0.9 * f64::from(tokens.saturating_sub(1)),
+            eval_tokens: u64::from(tokens.saturating_sub(1)),
+        }),
     };
     Ok((metrics, outcome))
 }
@@ -100,6 +109,10 @@ fn engine(key: &str, side: &Side, server: bool) -> EngineRuns {
             },
             warmup_done: 0,
             warmup_tokens: 0,
+            // ABBA positions, so the order check sees the same degenerate samples.
+            positions: (0..runs(side, server).len() as u32)
+                .map(|i| (i + u32::from(server)) % 2)
+                .collect(),
             runs: runs(side, server),
         }],
         gpu: None,
@@ -126,6 +139,11 @@ fn file(a: &EngineRuns, b: &EngineRuns) -> ResultsFile {
             b,
             ComparedServer::default(),
             "round trip",
+            PairingRecord {
+                mode: "interleaved".into(),
+                requested: "auto".into(),
+                reason: "round trip".into(),
+            },
         )),
     }
 }

@@ -165,6 +165,7 @@ pub fn measure(
         let http_settings = HttpSettings {
             flavor: Some(Flavor::LlamaServer),
             inprocess_sampling: true,
+            prefix_cache: plan.suite.sampling.prefix_cache,
             ..HttpSettings::new(HTTP_KEY, started.url(), "--llama-server", Api::Completions)
         };
         Ok(HttpEngine::with_server(http_settings, started)?)
@@ -215,6 +216,7 @@ pub fn measure_vllm(
         );
         let http_settings = HttpSettings {
             flavor: Some(Flavor::Vllm),
+            prefix_cache: plan.suite.sampling.prefix_cache,
             ..HttpSettings::new(
                 VLLM_HTTP_KEY,
                 started.url(),

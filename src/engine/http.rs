@@ -253,8 +253,7 @@ async fn stream_one(
     url: &str,
     flag: &str,
     body: Vec<u8>,
-    idle_limit: Duration,
-    request_limit: Option<Duration>,
+    (idle_limit, request_limit): (Duration, Option<Duration>),
     rec: &mut Recorder,
     events: &mut Vec<SseEvent>,
 ) -> Result<Streamed, HttpError> {
@@ -761,8 +760,10 @@ impl Engine for HttpEngine {
             &self.endpoint,
             &self.settings.url_flag,
             body,
-            self.settings.idle_timeout,
-            self.settings.client.request_timeout,
+            (
+                self.settings.idle_timeout,
+                self.settings.client.request_timeout,
+            ),
             rec,
             &mut events,
         ));
