@@ -27,30 +27,6 @@ use crate::results::gpu::{GpuDevice, GpuDevices, GpuTelemetry};
 /// How often the side thread samples memory and power during the measured runs.
 const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 
-/// A setting that needs a GPU build was asked of this build.
-#[derive(Debug, thiserror::Error)]
-pub enum GpuError {
-    /// `setting` (e.g. "--n-gpu-layers 30") needs llama.cpp built with CUDA.
-    #[error("{setting} needs a GPU build: rebuild with `cargo build --release --features cuda`")]
-    NotAGpuBuild {
-        /// The setting as the user gave it.
-        setting: String,
-    },
-}
-
-/// Accepts `setting` when llama.cpp can offload to a GPU in this build: built with CUDA (`cuda`),
-/// or loaded as shared libraries at run time (`dynamic-link`, for a CUDA build of libllama made
-/// elsewhere). With `cuda-telemetry` alone llama.cpp is CPU-only, so the setting is refused.
-pub fn ensure_gpu_build(setting: &str) -> Result<(), GpuError> {
-    if cfg!(any(feature = "cuda", feature = "dynamic-link")) {
-        Ok(())
-    } else {
-        Err(GpuError::NotAGpuBuild {
-            setting: setting.to_string(),
-        })
-    }
-}
-
 /// The CUDA devices this process can see, in CUDA ordinal order. Never panics: without a driver
 /// or device, `available` is `false` and `reason` says why.
 pub fn devices() -> GpuDevices {
@@ -438,15 +414,6 @@ mod tests {
         let t = watch.finish_runs(0);
         assert!(t.device.is_none());
         assert!(t.note.is_some());
-    }
-
-    #[test]
-    fn gpu_settings_follow_the_llama_build() {
-        let accepted = ensure_gpu_build("--n-gpu-layers 30").is_ok();
-        assert_eq!(
-            accepted,
-            cfg!(any(feature = "cuda", feature = "dynamic-link"))
-        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! GPU telemetry stand-in for builds without the `cuda-telemetry` feature: no device is listed,
-//! every figure is `null`, and settings that need a GPU build are refused with a clear message.
+//! every figure is `null`.
 //! Same public API as `gpu_cuda.rs`.
 
 use crate::results::gpu::{GpuDevices, GpuTelemetry};
@@ -7,27 +7,9 @@ use crate::results::gpu::{GpuDevices, GpuTelemetry};
 /// Why every GPU figure is `null` in this build.
 pub const NOT_BUILT: &str = "built without the `cuda` feature";
 
-/// A setting that needs a GPU build was asked of this build.
-#[derive(Debug, thiserror::Error)]
-pub enum GpuError {
-    /// `setting` (e.g. "--n-gpu-layers 30") needs llama.cpp built with CUDA.
-    #[error("{setting} needs a GPU build: rebuild with `cargo build --release --features cuda`")]
-    NotAGpuBuild {
-        /// The setting as the user gave it.
-        setting: String,
-    },
-}
-
 /// The GPUs this process can see: none in this build.
 pub fn devices() -> GpuDevices {
     GpuDevices::unavailable(NOT_BUILT)
-}
-
-/// Refuses `setting`: this build cannot use a GPU.
-pub fn ensure_gpu_build(setting: &str) -> Result<(), GpuError> {
-    Err(GpuError::NotAGpuBuild {
-        setting: setting.to_string(),
-    })
 }
 
 /// Measures device memory and power around a model load and the measured runs; in this build it
@@ -85,14 +67,5 @@ mod tests {
                 assert!(value.is_null(), "{field} = {value}");
             }
         }
-    }
-
-    #[test]
-    fn stand_in_refuses_gpu_settings_naming_the_feature() {
-        let err = ensure_gpu_build("--n-gpu-layers 30").expect_err("refused");
-        assert_eq!(
-            err.to_string(),
-            "--n-gpu-layers 30 needs a GPU build: rebuild with `cargo build --release --features cuda`"
-        );
     }
 }
