@@ -133,3 +133,53 @@ fn vram_figures_are_present_and_rise_with_offload() {
         );
     }
 }
+
+/// The GPU's memory bandwidth: specified (NVML clock × bus width × 2) and measured (a device
+/// copy), and the roofline of a fully offloaded run held against them.
+#[test]
+fn gpu_bandwidth_is_specified_measured_and_used_by_the_roofline() {
+    if !gpu_present() {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_inproc-bench"))
+        .args([
+            "probe",
+            "--threads",
+            "1",
+            "--size-mib",
+            "64",
+            "--reps",
+            "2",
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("the binary starts");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let gpu = &v["gpu"];
+    let spec = gpu["spec_gbps"].as_f64().unwrap_or(0.0);
+    let measured = gpu["measured_gbps"].as_f64().unwrap_or(0.0);
+    eprintln!("GPU bandwidth: spec {spec:.0} GB/s, device copy {measured:.0} GB/s");
+    assert!(spec > 0.0 && measured > 0.0, "{gpu}");
+    assert!(
+        measured < spec * 1.2,
+        "a copy faster than the specification: {gpu}"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = run_with_offload("-1", dir.path());
+    let r = &engine["roofline"];
+    assert_eq!(r["placement"]["device"], "gpu", "{r}");
+    assert!(r["peak"]["gpu"]["spec_gbps"].as_f64().is_some(), "{r}");
+    assert!(
+        r["pct_of_spec_peak"]["mean"]
+            .as_f64()
+            .is_some_and(|p| p > 0.0),
+        "{r}"
+    );
+}

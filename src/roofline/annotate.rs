@@ -4,16 +4,12 @@
 //! achieved bandwidth and how close it came to the peaks.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use indexmap::IndexMap;
-use serde_json::Value;
 
-use super::ggml_type::GgmlType;
-use super::gguf::GgufFile;
-use super::model::{self, llamacpp_cells_read, ModelBytes};
+use super::model::{self, llamacpp_cells_read};
 use super::probe::{self, ProbeOptions, ProbeResult};
-use super::safetensors;
+use super::resolve::{resolve, Resolved};
 use crate::measure::Summary;
 use crate::results::roofline::{
     DeviceBytes, DevicePeak, Figures, Peaks, Placement, Roofline, RunRoofline, TokenBytes,
@@ -35,154 +31,10 @@ pub struct Options {
     pub quiet: bool,
 }
 
-/// One entry's model and settings, resolved.
-struct Resolved {
-    model: ModelBytes,
-    model_file: String,
-    placement: model::Placement,
-    placement_note: Option<String>,
-    n_gpu_layers: Option<i64>,
-    kv_types: (GgmlType, GgmlType),
-    /// KV cache cells, when llama.cpp pads the positions it reads.
-    llamacpp_cache_cells: Option<u64>,
-    threads: usize,
-}
-
 /// Per-token bytes of one entry, by device.
 struct Bytes {
     weights: model::DeviceBytes,
     kv_per_position: Option<model::DeviceBytes>,
-}
-
-fn setting<'a>(e: &'a EngineResult, keys: &[&str]) -> Option<&'a Value> {
-    keys.iter()
-        .find_map(|k| e.settings.get(*k).filter(|v| !v.is_null()))
-}
-
-/// The value after `flag` in a server's recorded command line.
-fn server_arg<'a>(e: &'a EngineResult, flag: &str) -> Option<&'a str> {
-    let args = e.details.get("server_args")?.as_array()?;
-    let i = args.iter().position(|a| a.as_str() == Some(flag))?;
-    args.get(i + 1)?.as_str()
-}
-
-fn kv_type(e: &EngineResult, keys: &[&str]) -> Result<GgmlType, String> {
-    match setting(e, keys).and_then(Value::as_str) {
-        None => GgmlType::from_name("f16").ok_or_else(|| "f16 unknown".into()),
-        Some(name) => {
-            GgmlType::from_name(name).ok_or_else(|| format!("KV cache type {name} is not known"))
-        }
-    }
-}
-
-fn resolve(
-    e: &EngineResult,
-    gpu_on_system: bool,
-    cache: &mut HashMap<String, Result<ModelBytes, String>>,
-) -> Result<Resolved, String> {
-    let path = Path::new(&e.model);
-    let http = e.engine.as_deref().is_some_and(|n| n.contains("HTTP"));
-    let is_dir = path.is_dir();
-    if !path.is_file() && !is_dir {
-        return Err(format!(
-            "the model {} is not a file here (a server's model name?): its tensors cannot be read",
-            e.model
-        ));
-    }
-    let vllm_dtype = e.details.get("dtype").and_then(Value::as_str);
-    let model = cache
-        .entry(e.model.clone())
-        .or_insert_with(|| {
-            if is_dir {
-                let runtime = vllm_dtype.and_then(safetensors::torch_dtype_bytes);
-                safetensors::from_hf_folder(path, runtime).map_err(|err| err.to_string())
-            } else {
-                GgufFile::open(path)
-                    .map_err(|err| format!("{}: {err}", e.model))
-                    .and_then(|g| ModelBytes::from_gguf(&g).map_err(|err| err.to_string()))
-            }
-        })
-        .clone()?;
-    let threads = setting(e, &["threads"])
-        .and_then(Value::as_u64)
-        .or_else(|| e.details.get("torch_threads").and_then(Value::as_u64))
-        .or_else(|| server_arg(e, "--threads").and_then(|t| t.parse().ok()))
-        .map_or_else(|| crate::plan::default_threads() as usize, |t| t as usize);
-    if is_dir {
-        // vLLM: everything on its device; the KV cache in the model's dtype (cache dtype auto).
-        let on_gpu = match e.details.get("device").and_then(Value::as_str) {
-            Some(d) => d.starts_with("cuda"),
-            None => http && gpu_on_system,
-        };
-        let note = (http && e.details.get("device").is_none())
-            .then(|| "the server's device is assumed from this machine's GPUs".to_string());
-        let t = match vllm_dtype.and_then(safetensors::torch_dtype_bytes) {
-            Some(4) => "f32",
-            _ if vllm_dtype.is_some_and(|d| d.ends_with("bfloat16")) => "bf16",
-            _ => "f16",
-        };
-        let kv = GgmlType::from_name(t).ok_or("no dtype")?;
-        return Ok(Resolved {
-            model,
-            model_file: e.model.clone(),
-            placement: if on_gpu {
-                model::Placement::GPU
-            } else {
-                model::Placement::CPU
-            },
-            placement_note: note,
-            n_gpu_layers: None,
-            kv_types: (kv, kv),
-            llamacpp_cache_cells: None,
-            threads,
-        });
-    }
-    let ngl = setting(e, &["n_gpu_layers"])
-        .and_then(Value::as_i64)
-        .or_else(|| server_arg(e, "--n-gpu-layers").and_then(|v| v.parse().ok()))
-        .unwrap_or(-1);
-    let (gpu_available, note) = if http {
-        (
-            gpu_on_system,
-            Some("the server's offload is assumed from this machine's GPUs".to_string()),
-        )
-    } else {
-        let offload = e
-            .details
-            .get("gpu_offload_supported")
-            .and_then(Value::as_bool);
-        let gpu_device = e
-            .details
-            .get("backend_devices")
-            .and_then(Value::as_array)
-            .is_some_and(|d| {
-                d.iter().any(|d| {
-                    d.get("backend")
-                        .and_then(Value::as_str)
-                        .is_some_and(|b| !b.eq_ignore_ascii_case("cpu"))
-                })
-            });
-        let note = (offload == Some(false) && ngl != 0).then(|| {
-            "this llama.cpp build cannot offload: everything is in CPU memory".to_string()
-        });
-        (offload != Some(false) && gpu_device, note)
-    };
-    let cache_cells = setting(e, &["ctx_size"])
-        .and_then(Value::as_u64)
-        .or_else(|| server_arg(e, "--ctx-size").and_then(|v| v.parse().ok()));
-    Ok(Resolved {
-        model,
-        model_file: e.model.clone(),
-        placement: model::Placement::llamacpp(gpu_available, ngl),
-        placement_note: note,
-        n_gpu_layers: Some(ngl),
-        kv_types: (
-            kv_type(e, &["cache_type_k", "type_k"])?,
-            kv_type(e, &["cache_type_v", "type_v"])?,
-        ),
-        llamacpp_cache_cells: Some(cache_cells.unwrap_or(4096)),
-        threads,
-    })
 }
 
 fn device_bytes(b: &model::DeviceBytes) -> DeviceBytes {
@@ -207,15 +59,20 @@ fn mean_positions_read(r: &Resolved, prompt: u64, generated: u64) -> f64 {
     }
 }
 
-/// Seconds per token at the peaks `peak_of(device)`: Σ bytes on a device ÷ its peak. `None`
-/// when a device holding bytes has no peak.
+/// Whether `part` of `total` bytes is more than a thousandth: a device holding less (the token
+/// embedding row on the CPU of a fully offloaded run) is not timed against a peak.
+fn significant(part: f64, total: f64) -> bool {
+    part > total * 1e-3
+}
+
+/// Seconds per token at the peaks (GB/s of CPU and GPU memory): Σ bytes on a device ÷ its peak.
+/// `None` when a device holding a significant share of the bytes has no peak.
 fn time_at_peak(bytes: &model::DeviceBytes, cpu: Option<f64>, gpu: Option<f64>) -> Option<f64> {
-    let part = |b: f64, p: Option<f64>| {
-        if b <= 0.0 {
-            Some(0.0)
-        } else {
-            p.filter(|&p| p > 0.0).map(|p| b / (p * 1e9))
-        }
+    let total = bytes.total();
+    let part = |b: f64, p: Option<f64>| match p.filter(|&p| p > 0.0) {
+        Some(p) => Some(b / (p * 1e9)),
+        None if !significant(b, total) => Some(0.0),
+        None => None,
     };
     Some(part(bytes.cpu, cpu)? + part(bytes.gpu, gpu)?)
 }
@@ -363,9 +220,12 @@ fn entry_roofline(
             .model
             .kv_per_position(&r.placement, r.kv_types.0, r.kv_types.1),
     };
-    let on = |d: f64, kv: Option<f64>| d > 0.0 || kv.is_some_and(|k| k > 0.0);
-    let has_cpu = on(b.weights.cpu, b.kv_per_position.map(|k| k.cpu));
-    let has_gpu = on(b.weights.gpu, b.kv_per_position.map(|k| k.gpu));
+    // A device counts when it holds a significant share of the bytes: on a GPU run the one
+    // embedding row read from CPU memory is counted in the bytes but needs no CPU peak.
+    let kv = b.kv_per_position.unwrap_or_default();
+    let total = b.weights.total() + kv.total();
+    let has_cpu = significant(b.weights.cpu + kv.cpu, total);
+    let has_gpu = significant(b.weights.gpu + kv.gpu, total);
     let peak = Peaks {
         cpu: has_cpu.then(|| peaks.cpu(r.threads)),
         gpu: has_gpu.then(|| peaks.gpu()),
@@ -441,5 +301,56 @@ pub fn annotate(file: &mut ResultsFile, opts: Options) {
     for e in file.results.values_mut() {
         let resolved = resolve(e, gpu_on_system, &mut models);
         e.roofline = Some(entry_roofline(e, resolved, &mut peaks));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::roofline::ggml_type::GgmlType;
+    use crate::roofline::model::ModelBytes;
+
+    #[test]
+    fn time_at_the_peaks_adds_the_devices() {
+        let b = |cpu, gpu| model::DeviceBytes { cpu, gpu };
+        assert_eq!(time_at_peak(&b(10e9, 0.0), Some(5.0), None), Some(2.0));
+        assert_eq!(
+            time_at_peak(&b(10e9, 40e9), Some(5.0), Some(20.0)),
+            Some(4.0)
+        );
+        assert_eq!(time_at_peak(&b(10e9, 40e9), None, Some(20.0)), None);
+        // A few bytes on the CPU of a GPU run need no CPU peak.
+        assert_eq!(time_at_peak(&b(600.0, 40e9), None, Some(20.0)), Some(2.0));
+    }
+
+    #[test]
+    fn positions_read_average_over_the_decoded_tokens() {
+        let r = |cells| Resolved {
+            model: ModelBytes {
+                source: "gguf",
+                architecture: None,
+                n_layer: 1,
+                model_bytes: 0,
+                tied_output: false,
+                reads: Vec::new(),
+                kv: None,
+                notes: Vec::new(),
+            },
+            model_file: String::new(),
+            placement: model::Placement::CPU,
+            placement_note: None,
+            n_gpu_layers: None,
+            kv_types: (
+                GgmlType::from_id(1).expect("f16"),
+                GgmlType::from_id(1).expect("f16"),
+            ),
+            llamacpp_cache_cells: cells,
+            threads: 1,
+        };
+        // Unpadded: tokens 2..=N decode with P+1 ..= P+N-1 cells in use: the mean is P + N/2.
+        assert_eq!(mean_positions_read(&r(None), 16, 100), 66.0);
+        // llama.cpp: 254..=256 cells read 256 each, 257..=300 read 512.
+        let mean = (3.0 * 256.0 + 44.0 * 512.0) / 47.0;
+        assert_eq!(mean_positions_read(&r(Some(4096)), 253, 48), mean);
     }
 }

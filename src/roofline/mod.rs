@@ -7,7 +7,8 @@
 //!   ggml type's block size; [`safetensors`] reads Hugging Face folders.
 //! - [`model`] turns tensors into bytes per token, split by device as llama.cpp places layers.
 //! - [`probe`] is the CPU read kernel; [`command`] is `inproc-bench probe`.
-//! - [`annotate`] fills in a results file's `roofline` figures after the runs.
+//! - [`resolve`] reads an entry's model and settings; [`annotate`] fills in a results file's
+//!   `roofline` figures after the runs.
 
 pub mod annotate;
 pub mod command;
@@ -15,6 +16,7 @@ pub mod ggml_type;
 pub mod gguf;
 pub mod model;
 pub mod probe;
+pub mod resolve;
 pub mod safetensors;
 
 /// How a probe figure was measured, in words.
