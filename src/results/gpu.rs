@@ -50,8 +50,10 @@ pub struct GpuDevice {
     pub cuda_driver_api_version: Option<String>,
 }
 
-/// GPU figures for one engine's measurement: device memory around model load and during the
-/// measured runs, and board power and energy during the measured runs.
+/// GPU figures for one engine's measurement: device memory around model load and during the runs,
+/// and board power and energy during the runs. "The runs" are one window, from the start of the
+/// first warm-up run to the end of the last measured run (the suite warms up per prompt, between
+/// other prompts' measured runs), and energy per token divides by the tokens of exactly those runs.
 ///
 /// Memory figures are device-wide (`total - free` from `cuMemGetInfo`): they include the CUDA
 /// context and memory held by other processes on the same device, so compare them between
@@ -64,17 +66,18 @@ pub struct GpuTelemetry {
     pub memory_used_before_load_bytes: Option<u64>,
     /// Device memory in use just after the model was loaded and its context created, in bytes.
     pub memory_used_after_load_bytes: Option<u64>,
-    /// Highest device memory in use seen during the measured runs (sampled about every 20 ms), in
-    /// bytes.
+    /// Highest device memory in use seen during the runs, warm-up included (sampled about every
+    /// 20 ms), in bytes.
     pub memory_peak_during_runs_bytes: Option<u64>,
-    /// Mean board power during the measured runs, in watts.
+    /// Mean board power during the runs (warm-up included), in watts.
     pub power_mean_w: Option<f64>,
-    /// Board energy used during the measured runs (warm-up excluded), in joules: the difference of
+    /// Board energy used during the runs (warm-up included), in joules: the difference of
     /// NVML's total energy counter where the device has one, otherwise power samples integrated
     /// over time.
     pub energy_j: Option<f64>,
-    /// `energy_j` divided by the tokens generated in the measured runs, in joules per token. It
-    /// includes prompt processing and the idle draw of the board.
+    /// `energy_j` divided by the tokens generated in the same runs (warm-up and measured runs,
+    /// failed runs excepted), in joules per token. It includes prompt processing and the idle
+    /// draw of the board.
     pub energy_per_token_j: Option<f64>,
     /// Where the power and energy figures come from: "nvml"; `null` when there are none.
     pub power_source: Option<String>,

@@ -7,8 +7,9 @@
 //!
 //! Memory is device-wide (`total - free` from `cuMemGetInfo`, in the device's primary context,
 //! the one llama.cpp's CUDA backend also uses, so the watch adds no context of its own). During the
-//! measured runs a side thread samples it, and NVML board power, about every 20 ms, so the token
-//! path only pays for the thread's wake-ups.
+//! runs (from the first warm-up run to the last measured run) a side thread samples it, and NVML
+//! board power, about every 20 ms, so the token path only pays for the thread's wake-ups
+//! (`scripts/bench-observer-cost.sh` measures that cost on ITL p99).
 
 use std::ffi::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -24,7 +25,7 @@ use nvml_wrapper::{Device, Nvml};
 use super::gpu_figures::{energy_per_token, format_uuid, power_and_energy};
 use crate::results::gpu::{GpuDevice, GpuDevices, GpuTelemetry};
 
-/// How often the side thread samples memory and power during the measured runs.
+/// How often the side thread samples memory and power during the runs.
 const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 
 /// The CUDA devices this process can see, in CUDA ordinal order. Never panics: without a driver
@@ -51,8 +52,8 @@ fn list_devices() -> Result<Vec<GpuDevice>, String> {
         .collect()
 }
 
-/// Measures device memory around a model load and device memory and board power during the
-/// measured runs, on one CUDA device. Every figure it cannot take stays `null`.
+/// Measures device memory around a model load and device memory and board power during the runs
+/// (warm-up included), on one CUDA device. Every figure it cannot take stays `null`.
 pub struct GpuWatch {
     /// The device's primary context; `None` where the driver or device is not reachable.
     ctx: Option<Arc<CudaContext>>,
@@ -121,7 +122,9 @@ impl GpuWatch {
     }
 
     /// Starts the side thread that samples device memory and board power until
-    /// [`GpuWatch::finish_runs`]. Call it after the warm-up runs.
+    /// [`GpuWatch::finish_runs`]. Called before the first warm-up run: the suite warms up per
+    /// prompt, between other prompts' measured runs, so one window covers all the runs and
+    /// `finish_runs` gets the tokens of warm-up and measured runs alike.
     pub fn start_runs(&mut self) {
         if let Some(runs) = self.runs.take() {
             let _ = runs.stop.send(());
@@ -155,7 +158,8 @@ impl GpuWatch {
     }
 
     /// Stops the side thread and returns the figures: memory before and after load, peak memory,
-    /// mean power, energy and energy per generated token during the measured runs.
+    /// mean power, energy and energy per generated token during the runs; `tokens_generated`
+    /// counts every token of the runs the window covered (warm-up and measured).
     pub fn finish_runs(&mut self, tokens_generated: u64) -> GpuTelemetry {
         let mut problems = self.problems.clone();
         let mut telemetry = GpuTelemetry {

@@ -12,7 +12,7 @@ pub fn devices() -> GpuDevices {
     GpuDevices::unavailable(NOT_BUILT)
 }
 
-/// Measures device memory and power around a model load and the measured runs; in this build it
+/// Measures device memory and power around a model load and the runs (warm-up included); in this build it
 /// measures nothing and every figure is `null`.
 #[derive(Debug)]
 pub struct GpuWatch {
@@ -31,7 +31,7 @@ impl GpuWatch {
     /// Records device memory in use after the model is loaded.
     pub fn after_load(&mut self) {}
 
-    /// Starts sampling memory and power during the measured runs.
+    /// Starts sampling memory and power, before the first warm-up run.
     pub fn start_runs(&mut self) {}
 
     /// Stops sampling and returns the figures.
