@@ -157,7 +157,7 @@ fn run_http(
 ) -> anyhow::Result<Measured> {
     let mut engines = Vec::new();
     for t in targets {
-        progress.status(&format!("connecting to {}", t.url));
+        progress.status(&format!("connecting to {}", crate::redact::text(&t.url)));
         engines.push(HttpEngine::connect(t.clone())?);
     }
     let mut dyns: Vec<&mut dyn Engine> = engines.iter_mut().map(|e| e as &mut dyn Engine).collect();
