@@ -746,6 +746,7 @@ impl Engine for HttpEngine {
             Err(e) => {
                 let grace = match e {
                     HttpError::Connect { .. }
+                    | HttpError::NoResponse { .. }
                     | HttpError::Broken { .. }
                     | HttpError::NoDone { .. } => Duration::from_millis(500),
                     _ => Duration::ZERO,
