@@ -273,7 +273,18 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     progress.finish();
-    let measured = measured?;
+    let measured = match measured {
+        // Stopped by Ctrl-C or SIGTERM before any run finished (during a model load, a server's
+        // or vLLM's start): nothing to save, and the exit code says which signal it was.
+        Err(e) if stop.is_raised() => {
+            eprintln!(
+                "stopped before any run finished: {}",
+                crate::redact::text(&format!("{e:#}"))
+            );
+            return Ok(ExitCode::from(crate::signals::exit_code()));
+        }
+        other => other?,
+    };
 
     let sweep = measured.runs.iter().any(|r| !r.sweep.is_empty());
     let incomplete_reason = match (&measured.end, &measured.fatal) {
