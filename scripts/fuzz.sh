@@ -22,8 +22,9 @@ for t in "${tests[@]}"; do
     failed=$((failed + 1))
     echo "$out" | grep -E 'minimal failing input|panicked|assert' | head -5 >&2
   fi
-  secs=$(echo "$(date +%s.%N) - $start" | bc)
+  secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
   printf '%-72s %8s %9.1f  %s\n' "$t" "$CASES" "$secs" "$result"
 done
-printf 'total: %.1f s, %d of %d properties failed\n' "$(echo "$(date +%s.%N) - $total_start" | bc)" "$failed" "${#tests[@]}"
+total=$(awk -v a="$total_start" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+printf 'total: %.1f s, %d of %d properties failed\n' "$total" "$failed" "${#tests[@]}"
 [ "$failed" -eq 0 ]

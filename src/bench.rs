@@ -176,7 +176,7 @@ fn run_http(
 ) -> anyhow::Result<Measured> {
     let mut engines = Vec::new();
     for t in targets {
-        progress.status(&format!("connecting to {}", t.url));
+        progress.status(&format!("connecting to {}", crate::redact::text(&t.url)));
         engines.push(HttpEngine::connect(t.clone())?);
     }
     let mut dyns: Vec<&mut dyn Engine> = engines.iter_mut().map(|e| e as &mut dyn Engine).collect();
@@ -293,7 +293,18 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     progress.finish();
-    let measured = measured?;
+    let measured = match measured {
+        // Stopped by Ctrl-C or SIGTERM before any run finished (during a model load, a server's
+        // or vLLM's start): nothing to save, and the exit code says which signal it was.
+        Err(e) if stop.is_raised() => {
+            eprintln!(
+                "stopped before any run finished: {}",
+                crate::redact::text(&format!("{e:#}"))
+            );
+            return Ok(ExitCode::from(crate::signals::exit_code()));
+        }
+        other => other?,
+    };
 
     let sweep = measured.runs.iter().any(|r| !r.sweep.is_empty());
     let incomplete_reason = match (&measured.end, &measured.fatal) {

@@ -341,6 +341,15 @@ fn register_secrets(a: &RunArgs) {
     if let Some(k) = &a.api_key {
         crate::redact::register(k);
     }
+    // A password in a URL (`https://user:pass@host`).
+    for url in a.url.iter().chain([&a.llamacpp_url, &a.vllm_url]) {
+        if let Some(p) = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.password().map(str::to_string))
+        {
+            crate::redact::register(&p);
+        }
+    }
     for h in &a.headers {
         if let Some((k, v)) = h.split_once(':') {
             if crate::redact::is_sensitive_header(k) {

@@ -208,6 +208,40 @@ fn sigterm_keeps_what_finished_and_exits_143() {
 }
 
 #[test]
+fn sigterm_during_model_load_exits_143_and_still_writes_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("r.json");
+    let model = model();
+    let child = bin()
+        .args([
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "short",
+            "--warmup",
+            "1",
+            "--runs",
+            "50",
+            "--max-tokens",
+            "4",
+            "--quiet",
+            "--output",
+            out_path.to_str().unwrap(),
+        ])
+        .env("CI", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    signal(child.id(), "-TERM");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", show(&out));
+    let j = read_json(&out_path);
+    assert_eq!(j["incomplete_reason"], "terminated (SIGTERM)");
+}
+
+#[test]
 fn a_results_directory_gone_at_the_end_sends_the_runs_to_a_fallback_file() {
     let dir = tempfile::tempdir().unwrap();
     let results_dir = dir.path().join("results");

@@ -342,6 +342,17 @@ fn bad_client_flags_are_refused_before_any_request() {
     );
     assert_clean_error(&r.out, "has characters a header cannot carry");
     assert_secret_absent(&r, "sk-hdr");
+    let url_secret = "pw-in-url-5c6d";
+    let r = ran(
+        dir.path(),
+        &[
+            "--url",
+            &url.replace("http://", &format!("http://user:{url_secret}@")),
+        ],
+        &[],
+    );
+    assert_clean_error(&r.out, "cannot connect to http://user:[redacted]@127.0.0.1");
+    assert_secret_absent(&r, url_secret);
     let r = ran(dir.path(), &["--url", "ftp://127.0.0.1:1"], &[]);
     assert_clean_error(&r.out, "scheme ftp is not HTTP");
 }

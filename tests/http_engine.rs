@@ -502,3 +502,55 @@ fn sigkill_of_the_tool_takes_the_server_with_it() {
         "llama-server {pid} outlived the killed benchmark"
     );
 }
+
+/// The llama-server processes whose parent is `pid`.
+fn server_children(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/stat")).is_ok_and(|s| {
+                s.rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().nth(1))
+                    == Some(&pid.to_string())
+            }) && std::fs::read(format!("/proc/{c}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("llama-server"))
+        })
+        .collect()
+}
+
+#[test]
+fn sigterm_while_the_server_starts_exits_143_and_leaves_no_server() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, rx, _) = spawn_long_compare(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let server = loop {
+        if let Some(&s) = server_children(child.id()).first() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "llama-server never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = wait_exit(&mut child);
+    let stderr = rest(&rx);
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains("stopped before any run finished"),
+        "{stderr}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(server) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !alive(server),
+        "llama-server {server} outlived SIGTERM during its start"
+    );
+}

@@ -363,11 +363,15 @@ fn the_real_model_passes_and_a_truncated_copy_is_named_with_the_fix() {
     std::fs::write(&cut, b"PK\x03\x04 a zip file").unwrap();
     let e = gguf_check::check(&cut).unwrap_err().to_string();
     assert!(e.contains("not a GGUF file (no GGUF magic)"), "{e}");
-    // The check llama.cpp's engine runs today tells a random file from a model too.
+    // The check llama.cpp's engine runs tells a random file from a model too (today its own
+    // magic check; gguf_check::check once it calls that).
     let e = inproc_bench::engine::llamacpp::check_gguf_file(&cut)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("is not a GGUF file"), "{e}");
+    assert!(
+        e.contains("not a GGUF file") && e.contains("cut.gguf"),
+        "{e}"
+    );
 }
 
 #[test]

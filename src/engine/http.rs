@@ -247,16 +247,27 @@ fn ms(d: Option<Duration>) -> Option<f64> {
     d.map(|d| d.as_secs_f64() * 1e3)
 }
 
+/// How long a request may take: silent (`idle`), and in all (`request`, `--request-timeout`).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    idle: Duration,
+    request: Option<Duration>,
+}
+
 /// One streamed request, timed on `rec`.
 async fn stream_one(
     client: &reqwest::Client,
     url: &str,
     flag: &str,
     body: Vec<u8>,
-    (idle_limit, request_limit): (Duration, Option<Duration>),
+    limits: Limits,
     rec: &mut Recorder,
     events: &mut Vec<SseEvent>,
 ) -> Result<Streamed, HttpError> {
+    let Limits {
+        idle: idle_limit,
+        request: request_limit,
+    } = limits;
     let sent = Instant::now();
     let over_time = |stage: &'static str, tokens: u64| {
         request_limit
@@ -760,10 +771,10 @@ impl Engine for HttpEngine {
             &self.endpoint,
             &self.settings.url_flag,
             body,
-            (
-                self.settings.idle_timeout,
-                self.settings.client.request_timeout,
-            ),
+            Limits {
+                idle: self.settings.idle_timeout,
+                request: self.settings.client.request_timeout,
+            },
             rec,
             &mut events,
         ));
@@ -774,6 +785,7 @@ impl Engine for HttpEngine {
             Err(e) => {
                 let grace = match e {
                     HttpError::Connect { .. }
+                    | HttpError::NoResponse { .. }
                     | HttpError::Broken { .. }
                     | HttpError::NoDone { .. } => Duration::from_millis(500),
                     _ => Duration::ZERO,

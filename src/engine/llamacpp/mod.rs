@@ -131,35 +131,7 @@ fn backend(verbose: bool) -> Result<&'static LlamaBackend, EngineError> {
 
 /// Checks the model path before llama.cpp sees it, so that bad input gets a clear message.
 pub fn check_gguf_file(path: &Path) -> Result<(), EngineError> {
-    use std::io::Read;
-    let meta = std::fs::metadata(path).map_err(|e| {
-        EngineError::Load(format!(
-            "model file {} not found ({e}): pass an existing .gguf with --model (scripts/fetch-model.sh gets the default one)",
-            path.display()
-        ))
-    })?;
-    if meta.is_dir() {
-        return Err(EngineError::Load(format!(
-            "{} is a directory: --model takes a .gguf file for the llamacpp engine (a Hugging Face folder is for --engine vllm)",
-            path.display()
-        )));
-    }
-    let mut magic = [0u8; 4];
-    let read = std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .map_err(|e| {
-            EngineError::Load(format!(
-                "cannot read {} ({e}): is it a GGUF model?",
-                path.display()
-            ))
-        });
-    if read.is_err() || &magic != b"GGUF" {
-        return Err(EngineError::Load(format!(
-            "{} is not a GGUF file: pass a .gguf model with --model",
-            path.display()
-        )));
-    }
-    Ok(())
+    super::gguf_check::check(path).map(|_| ())
 }
 
 fn context_params(s: &LlamaCppSettings) -> LlamaContextParams {
