@@ -142,7 +142,7 @@ fn an_existing_output_file_is_never_overwritten() {
         s(&kept),
     ]);
     assert_clean_error(&out, "never overwritten");
-    assert_eq!(files_in(dir.path()), [kept.clone()], "nothing else written");
+    assert_eq!(files_in(dir.path()), [kept], "nothing else written");
     assert_eq!(
         std::fs::read_to_string(dir.path().join("r.json")).unwrap(),
         "keep"
@@ -231,7 +231,7 @@ fn ctrl_c_keeps_what_finished_and_exits_130() {
     assert_eq!(j["incomplete_reason"], "interrupted by the user");
     let p = &j["results"]["mock"]["prompts"]["short"];
     let done = p["successful_runs"].as_u64().unwrap();
-    assert!(done >= 1 && done < 1000, "{done}");
+    assert!((1..1000).contains(&done), "{done}");
     assert_eq!(p["total_runs"], done, "the interrupted run is not counted");
     for r in p["runs"].as_array().unwrap() {
         assert_eq!(r["tokens_generated"], 5, "only whole runs are kept: {r}");
