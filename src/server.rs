@@ -354,6 +354,15 @@ fn port_is_free(port: u16) -> bool {
     TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
 }
 
+/// The port in a log line `… listening on http://127.0.0.1:PORT` (llama-server's, after it bound
+/// the port it chose for `--port 0`).
+fn listening_port(line: &str) -> Option<u16> {
+    const LISTENING: &str = "listening on http://127.0.0.1:";
+    let rest = &line[line.find(LISTENING)? + LISTENING.len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().filter(|&p| p != 0)
+}
+
 /// Status code of `GET /health`, or `None` when nothing answers.
 fn health(port: u16) -> Option<u16> {
     let addr = (Ipv4Addr::LOCALHOST, port).into();
@@ -381,6 +390,14 @@ impl ServerProcess {
                 return Err(ServerError::PortTaken(port));
             }
             return Self::start_on(settings, port, stop);
+        }
+        // llama-server of the in-process build binds a port of its own choosing for `--port 0`
+        // and logs it: no window in which another process could take a port picked here.
+        if settings.name == "llama-server"
+            && !settings.verbose
+            && settings.build.is_some_and(|b| b >= LLAMA_CPP_BUILD)
+        {
+            return Self::start_on(settings, 0, stop);
         }
         let mut tries = 0;
         loop {
@@ -464,7 +481,14 @@ impl ServerProcess {
             if stop.is_raised() {
                 return Err(ServerError::Interrupted(settings.name));
             }
-            if health(port) == Some(200) && server.exited().is_none() {
+            if server.port == 0 {
+                // Port 0: the server says which port it bound once it listens.
+                if let Some(bound) = server.reported_port() {
+                    server.port = bound;
+                    server.url = format!("http://127.0.0.1:{bound}");
+                }
+            }
+            if server.port != 0 && health(server.port) == Some(200) && server.exited().is_none() {
                 server.ready_ms = started.elapsed().as_secs_f64() * 1e3;
                 return Ok(server);
             }
@@ -472,12 +496,18 @@ impl ServerProcess {
                 return Err(ServerError::NotReady {
                     name: settings.name,
                     secs: settings.ready_timeout.as_secs(),
-                    port,
+                    port: server.port,
                     log: server.log_tail(),
                 });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The port of the server's `listening on http://127.0.0.1:PORT` log line, once it is logged.
+    fn reported_port(&self) -> Option<u16> {
+        let log = self.log.lock().ok()?;
+        log.iter().find_map(|line| listening_port(line))
     }
 
     /// What it is (`llama-server`, `vllm serve`).
@@ -628,6 +658,20 @@ mod tests {
         assert_eq!(build_in_version(new), Some(11434));
         assert_eq!(build_in_version("version: 4567 (abcdef)"), Some(4567));
         assert_eq!(build_in_version("no version here"), None);
+    }
+
+    #[test]
+    fn the_port_a_server_bound_is_read_from_its_log() {
+        assert_eq!(
+            listening_port("srv    main: listening on http://127.0.0.1:41234"),
+            Some(41234)
+        );
+        assert_eq!(
+            listening_port("main: HTTP server is listening, hostname: 127.0.0.1, port: 8080"),
+            None
+        );
+        assert_eq!(listening_port("listening on http://127.0.0.1:0"), None);
+        assert_eq!(listening_port("listening on http://0.0.0.0:8080"), None);
     }
 
     #[test]

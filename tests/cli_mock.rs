@@ -142,11 +142,7 @@ fn an_existing_output_file_is_never_overwritten() {
         s(&kept),
     ]);
     assert_clean_error(&out, "never overwritten");
-    assert_eq!(
-        files_in(dir.path()),
-        std::slice::from_ref(&kept),
-        "nothing else written"
-    );
+    assert_eq!(files_in(dir.path()), [kept], "nothing else written");
     assert_eq!(
         std::fs::read_to_string(dir.path().join("r.json")).unwrap(),
         "keep"

@@ -5,11 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -37,18 +34,6 @@ fn llama_server() -> PathBuf {
         p.display()
     );
     p
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie (state Z) has exited.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next())
-                != Some("Z")
-        })
-        .unwrap_or(false)
 }
 
 /// The pid in a line `llama-server … ready on … (pid N) …`.
@@ -100,10 +85,7 @@ fn compare_http_counts_exactly_matches_the_text_and_keeps_both_sides() {
         .unwrap();
     assert!(out.status.success(), "{}", show(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !alive(server_pid(&stderr)),
-        "the server we started is stopped"
-    );
+    assert_group_empties(server_pid(&stderr), "the server the binary started");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("IN-PROCESS vs HTTP"), "{stdout}");
     assert!(
@@ -302,112 +284,41 @@ fn the_http_engine_streams_both_apis_with_exact_counts_and_the_in_process_text()
     );
     let pid = server.pid();
     drop(server);
-    assert!(!alive(pid));
+    assert_group_empties(pid, "the server this test started");
 }
 
-/// Spawns a long comparison and returns it with a receiver of its stderr lines.
-fn spawn_long_compare(dir: &Path) -> (Child, Receiver<String>, PathBuf) {
-    let out_path = dir.join("r.json");
+/// Spawns a long comparison (killed with its server when the test ends, however it ends) and
+/// waits until the server is ready; returns it with the server's pid.
+fn spawn_long_compare(out_path: &Path) -> (Spawned, u32) {
     let model = model();
-    let mut child = bin_with_server(&llama_server())
-        .args(compare_args(
-            model.to_str().unwrap(),
-            out_path.to_str().unwrap(),
+    let server = llama_server();
+    let mut child = Spawned::start(
+        &compare_args(
+            s(&model),
+            s(out_path),
             &["--warmup", "0", "--runs", "200", "--max-tokens", "30"],
-        ))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
+        ),
+        &[("INPROC_LLAMA_SERVER", s(&server))],
+    );
+    let ready = child.wait_line("saying llama-server is ready", |l| {
+        l.starts_with("llama-server") && l.contains("ready on")
     });
-    (child, rx, out_path)
-}
-
-/// Waits until the server has received a request (`GET /slots` shows a task): with no warmup, the
-/// first in-process run has then finished, since the two sides take turns.
-fn wait_first_request(stderr: &str) {
-    let url = stderr
-        .split("ready on http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no URL in {stderr}"))
-        .to_string();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while Instant::now() < deadline {
-        let slots = TcpStream::connect(&url).and_then(|mut s| {
-            write!(
-                s,
-                "GET /slots HTTP/1.1\r\nHost: {url}\r\nConnection: close\r\n\r\n"
-            )?;
-            let mut body = String::new();
-            s.read_to_string(&mut body)?;
-            Ok(body)
-        });
-        if slots.is_ok_and(|b| b.contains("\"id_task\"")) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("llama-server at {url} never received a request");
-}
-
-/// Waits for the `ready on` line and returns the server's pid and every line so far.
-fn wait_ready(rx: &Receiver<String>) -> (u32, String) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut seen = String::new();
-    while Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
-            seen.push_str(&line);
-            seen.push('\n');
-            if line.contains("ready on") {
-                return (server_pid(&seen), seen);
-            }
-        }
-    }
-    panic!("llama-server did not get ready:\n{seen}");
-}
-
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while Instant::now() < deadline {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    panic!("the benchmark did not exit");
-}
-
-fn rest(rx: &Receiver<String>) -> String {
-    rx.try_iter().collect::<Vec<_>>().join("\n")
+    (child, server_pid(&ready))
 }
 
 #[test]
 fn ctrl_c_saves_the_finished_runs_and_stops_the_server() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, rx, out_path) = spawn_long_compare(dir.path());
-    let (pid, seen) = wait_ready(&rx);
+    let out_path = dir.path().join("r.json");
+    let (mut child, pid) = spawn_long_compare(&out_path);
     assert!(alive(pid));
-    wait_first_request(&seen);
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let status = wait_exit(&mut child);
-    assert_eq!(status.code(), Some(130), "{}", rest(&rx));
-    assert!(
-        !alive(pid),
-        "llama-server {pid} is still running after Ctrl-C"
-    );
+    // The sides take turns: once a run has finished, the next one goes to the server.
+    child.wait_finished_run();
+    child.interrupt();
+    let status = child.wait_exit();
+    assert_eq!(status.code(), Some(130), "{}", child.seen);
+    assert_group_empties(pid, "llama-server after Ctrl-C");
     let j = read_json(&out_path);
     assert_eq!(j["complete"], false);
     assert_eq!(j["incomplete_reason"], "interrupted by the user");
@@ -415,31 +326,30 @@ fn ctrl_c_saves_the_finished_runs_and_stops_the_server() {
         .as_u64()
         .unwrap();
     assert!(done >= 1, "runs that finished are kept");
+    assert!(temporary_files(dir.path()).is_empty());
 }
 
 #[test]
 fn a_server_dying_mid_run_stops_with_a_clear_error_and_keeps_the_runs() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, rx, out_path) = spawn_long_compare(dir.path());
-    let (pid, seen) = wait_ready(&rx);
-    wait_first_request(&seen);
-    assert!(Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let status = wait_exit(&mut child);
-    let stderr = rest(&rx);
-    assert_eq!(status.code(), Some(1), "{stderr}");
-    let error = stderr
+    let out_path = dir.path().join("r.json");
+    let (mut child, pid) = spawn_long_compare(&out_path);
+    child.wait_finished_run();
+    signal(pid, libc::SIGKILL);
+    let status = child.wait_exit();
+    assert_eq!(status.code(), Some(1), "{}", child.seen);
+    let errors: Vec<&str> = child
+        .seen
         .lines()
-        .find(|l| l.starts_with("Error:"))
-        .unwrap_or_default();
+        .filter(|l| l.starts_with("Error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", child.seen);
     assert!(
-        error.contains("the run stopped early")
-            && error.contains("llama-server exited during the runs"),
-        "{stderr}"
+        errors[0].contains("the run stopped early")
+            && errors[0].contains("llama-server exited during the runs"),
+        "{}",
+        child.seen
     );
     let j = read_json(&out_path);
     assert_eq!(j["complete"], false);
@@ -459,20 +369,13 @@ fn a_server_dying_mid_run_stops_with_a_clear_error_and_keeps_the_runs() {
 fn sigterm_saves_the_finished_runs_stops_the_server_and_exits_143() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, rx, out_path) = spawn_long_compare(dir.path());
-    let (pid, seen) = wait_ready(&rx);
-    wait_first_request(&seen);
-    assert!(Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let status = wait_exit(&mut child);
-    assert_eq!(status.code(), Some(143), "{}", rest(&rx));
-    assert!(
-        !alive(pid),
-        "llama-server {pid} is still running after SIGTERM"
-    );
+    let out_path = dir.path().join("r.json");
+    let (mut child, pid) = spawn_long_compare(&out_path);
+    child.wait_finished_run();
+    signal(child.pid(), libc::SIGTERM);
+    let status = child.wait_exit();
+    assert_eq!(status.code(), Some(143), "{}", child.seen);
+    assert_group_empties(pid, "llama-server after SIGTERM");
     let j = read_json(&out_path);
     assert_eq!(j["incomplete_reason"], "terminated (SIGTERM)");
     assert!(
@@ -488,19 +391,13 @@ fn sigterm_saves_the_finished_runs_stops_the_server_and_exits_143() {
 fn sigkill_of_the_tool_takes_the_server_with_it() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, rx, _) = spawn_long_compare(dir.path());
-    let (pid, _) = wait_ready(&rx);
+    let (mut child, pid) = spawn_long_compare(&dir.path().join("r.json"));
     assert!(alive(pid));
-    child.kill().unwrap(); // SIGKILL: no handler runs, only the kernel's parent-death signal
-    let _ = child.wait();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while alive(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(
-        !alive(pid),
-        "llama-server {pid} outlived the killed benchmark"
-    );
+    // SIGKILL to the binary alone: no handler runs, only the kernel's parent-death signal
+    // reaches the server, which leads a process group of its own.
+    signal(child.pid(), libc::SIGKILL);
+    let _ = child.wait_exit();
+    assert_group_empties(pid, "llama-server after the benchmark was killed");
 }
 
 /// The llama-server processes whose parent is `pid`.
@@ -524,33 +421,31 @@ fn server_children(pid: u32) -> Vec<u32> {
 fn sigterm_while_the_server_starts_exits_143_and_leaves_no_server() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, rx, _) = spawn_long_compare(dir.path());
+    let (model, server_bin, out_path) = (model(), llama_server(), dir.path().join("r.json"));
+    let mut child = Spawned::start(
+        &compare_args(
+            s(&model),
+            s(&out_path),
+            &["--warmup", "0", "--runs", "200", "--max-tokens", "30"],
+        ),
+        &[("INPROC_LLAMA_SERVER", s(&server_bin))],
+    );
+    // The event: llama-server exists as our child (it is loading, not yet ready).
     let deadline = Instant::now() + Duration::from_secs(120);
     let server = loop {
-        if let Some(&s) = server_children(child.id()).first() {
-            break s;
+        if let Some(&pid) = server_children(child.pid()).first() {
+            break pid;
         }
         assert!(Instant::now() < deadline, "llama-server never started");
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let status = wait_exit(&mut child);
-    let stderr = rest(&rx);
-    assert_eq!(status.code(), Some(143), "{stderr}");
+    signal(child.pid(), libc::SIGTERM);
+    let status = child.wait_exit();
+    assert_eq!(status.code(), Some(143), "{}", child.seen);
     assert!(
-        stderr.contains("stopped before any run finished"),
-        "{stderr}"
+        child.seen.contains("stopped before any run finished"),
+        "{}",
+        child.seen
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while alive(server) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(
-        !alive(server),
-        "llama-server {server} outlived SIGTERM during its start"
-    );
+    assert_group_empties(server, "llama-server after SIGTERM during its start");
 }

@@ -445,4 +445,16 @@ fn a_server_that_evaluates_other_prompt_tokens_is_one_clear_error() {
     for key in ["llamacpp", "llamacpp-http"] {
         assert_eq!(j["results"][key]["prompts"]["short"]["successful_runs"], 2);
     }
+    // The server chose its port (`--port 0`) and said which; that is the URL the runs used.
+    let server = &j["http_comparison"]["server"];
+    let args: Vec<&str> = server["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(args.windows(2).any(|w| w == ["--port", "0"]), "{args:?}");
+    let url = server["url"].as_str().unwrap();
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(url.starts_with("http://127.0.0.1:") && port != 0, "{url}");
 }

@@ -34,25 +34,27 @@ fn vllm_env() -> PathBuf {
     p
 }
 
-fn vllm_run(extra: &[&str], out_path: &Path) -> Output {
-    let model = tiny_llama();
-    let env = vllm_env();
+/// The arguments of a normal `--engine vllm` run on the test model, then `extra`.
+fn vllm_args<'a>(model: &'a Path, env: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "--engine",
         "vllm",
         "--model",
-        model.to_str().unwrap(),
+        s(model),
         "--python-env",
-        env.to_str().unwrap(),
+        s(env),
         "--max-model-len",
         "1024",
         "--enforce-eager",
         "--quiet",
-        "--output",
-        out_path.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    run(&args)
+    args
+}
+
+fn vllm_run(extra: &[&str], out_path: &Path) -> Output {
+    let (model, env) = (tiny_llama(), vllm_env());
+    run_to(out_path, &vllm_args(&model, &env, extra)).0
 }
 
 /// Runs `--engine vllm` on `model`, with `--python-env` when given, writing to `out_path`.
@@ -76,8 +78,10 @@ fn measured() -> &'static (Output, Value) {
     static RUN: OnceLock<(Output, Value)> = OnceLock::new();
     RUN.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let out_path = dir.path().join("vllm.json");
-        let out = vllm_run(
+        let (model, env) = (tiny_llama(), vllm_env());
+        let args = vllm_args(
+            &model,
+            &env,
             &[
                 "--prompt",
                 "short,medium",
@@ -92,14 +96,8 @@ fn measured() -> &'static (Output, Value) {
                 "--scenario",
                 "tiny-llama-cpu",
             ],
-            &out_path,
         );
-        let json = if out_path.exists() {
-            read_json(&out_path)
-        } else {
-            Value::Null
-        };
-        (out, json)
+        run_to(&dir.path().join("vllm.json"), &args)
     })
 }
 
@@ -126,13 +124,23 @@ fn every_run_generates_exactly_max_tokens_with_monotonic_timelines() {
                 .iter()
                 .map(|g| g.as_f64().unwrap())
                 .collect();
-            // One gap per delivery after the first; deliveries carrying several tokens are
-            // counted as such.
+            // One ITL sample per delivery after the first. A delivery of n tokens counts n toward
+            // the 24 and, when n > 1, one multi-token delivery: 24 = (d − m) + Σ n ≥ d + m.
+            let deliveries = itl.len() as u64 + 1;
             let multi = run["multi_token_deliveries"].as_u64().unwrap();
-            assert!(itl.len() as u64 + 1 + multi <= 24 + multi);
             assert!(itl.iter().all(|&g| g >= 0.0), "monotonic timestamps");
             let sum: f64 = itl.iter().sum();
-            assert!((ttft + sum - e2e).abs() < 1e-6 * e2e.max(1.0));
+            if multi == 0 {
+                assert_eq!(deliveries, 24, "one token per step: {run}");
+                assert!(
+                    (ttft + sum - e2e).abs() < 1e-6 * e2e.max(1.0),
+                    "gaps add up to E2E − TTFT: {run}"
+                );
+            } else {
+                assert!(deliveries < 24 && deliveries + multi <= 24, "{run}");
+                // Each sample is its gap divided by the tokens it carried.
+                assert!(ttft + sum <= e2e * (1.0 + 1e-9), "{run}");
+            }
         }
     }
 }
@@ -144,15 +152,38 @@ fn results_carry_the_seed_keys_and_say_how_they_were_made() {
     assert_eq!(j["scenario"], "tiny-llama-cpu");
     let e = &j["results"]["vllm"];
     assert!(e["model"].as_str().unwrap().ends_with("tiny-llama"));
-    for metric in ["ttft_ms", "tps", "e2e_latency_ms", "tokens_generated"] {
-        for stat in ["mean", "std", "min", "max", "p50", "p95", "p99"] {
-            assert!(
-                e["prompts"]["short"][metric][stat].is_number(),
-                "{metric}.{stat} in {}",
-                e["prompts"]["short"]
-            );
-        }
+    let short = &e["prompts"]["short"];
+    for metric in ["ttft_ms", "tps", "itl_mean_ms", "e2e_latency_ms"] {
+        let st = |k: &str| {
+            short[metric][k]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{metric}.{k} in {short}"))
+        };
+        let ordered = [st("min"), st("p50"), st("p95"), st("p99"), st("max")];
+        assert!(
+            ordered.windows(2).all(|w| w[0] <= w[1]) && ordered[0] > 0.0,
+            "{metric}: {}",
+            short[metric]
+        );
+        assert!(st("min") <= st("mean") && st("mean") <= st("max"));
+        assert!(st("std") >= 0.0);
+        // The summary is over the three measured runs.
+        let runs: Vec<f64> = short["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r[metric].as_f64().unwrap())
+            .collect();
+        let mean = runs.iter().sum::<f64>() / 3.0;
+        assert!((st("mean") - mean).abs() <= 1e-9 * mean, "{metric}");
     }
+    for stat in ["mean", "min", "max", "p50", "p95", "p99"] {
+        assert_eq!(
+            short["tokens_generated"][stat], 24.0,
+            "tokens_generated.{stat}"
+        );
+    }
+    assert_eq!(short["tokens_generated"]["std"], 0.0);
     let version = e["engine_version"].as_str().unwrap();
     assert!(version.starts_with("0.32.0"), "{version}");
     assert!(version.contains("torch 2.13.0"), "{version}");
@@ -173,16 +204,42 @@ fn results_carry_the_seed_keys_and_say_how_they_were_made() {
     assert!(e["load_time_ms"].as_f64().unwrap() > d["python_start_ms"].as_f64().unwrap());
 }
 
+/// Tokens of `text` by the test model's own tokenizer (transformers, in the vLLM environment).
+fn tokens_of(text: &str) -> u64 {
+    let out = std::process::Command::new(vllm_env().join("bin/python"))
+        .args([
+            "-c",
+            "import sys; from transformers import AutoTokenizer; \
+             t = AutoTokenizer.from_pretrained(sys.argv[1]); print(len(t(sys.argv[2]).input_ids))",
+        ])
+        .arg(tiny_llama())
+        .arg(text)
+        .output()
+        .expect("python runs");
+    assert!(out.status.success(), "{}", show(&out));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
 #[test]
 fn the_prompt_went_through_the_models_chat_template() {
     let (out, j) = measured();
     assert!(out.status.success(), "{}", show(out));
-    let p = &j["results"]["vllm"]["prompts"]["short"];
-    let text = p["prompt_text"].as_str().unwrap();
-    assert!(text.starts_with("<|im_start|>user\n"), "{text}");
-    assert!(text.contains("Explain quantum computing in simple terms."));
-    assert!(text.ends_with("<|im_start|>assistant\n"), "{text}");
-    assert!(!p["sample_output"].as_str().unwrap().is_empty());
+    for name in ["short", "medium"] {
+        let p = &j["results"]["vllm"]["prompts"][name];
+        let text = p["prompt_text"].as_str().unwrap();
+        assert!(text.starts_with("<|im_start|>user\n"), "{text}");
+        assert!(text.ends_with("<|im_start|>assistant\n"), "{text}");
+        // vLLM evaluated exactly the templated text: its prompt token count is the tokenizer's.
+        let expected = tokens_of(text);
+        for r in p["runs"].as_array().unwrap() {
+            assert_eq!(r["prompt_tokens"], expected, "{name}: {r}");
+        }
+    }
+    let short = &j["results"]["vllm"]["prompts"]["short"]["prompt_text"];
+    assert!(short
+        .as_str()
+        .unwrap()
+        .contains("Explain quantum computing in simple terms."));
 }
 
 #[test]
@@ -250,31 +307,23 @@ fn an_error_inside_vllm_is_one_line_without_a_traceback() {
     assert!(!out_path.exists());
 }
 
-/// Pids of Python processes whose command line mentions vLLM or multiprocessing helpers.
-fn python_helpers() -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline);
-        // Python processes only: other tools' command lines (a `cargo … --features vllm`) may
-        // mention vllm too.
-        let python = cmdline.contains("python");
-        if python && (cmdline.contains("vllm") || cmdline.contains("multiprocessing")) {
-            pids.push(pid);
-        }
-    }
-    pids
+/// The pid in a line `vllm serve ready on … (pid N) …`.
+fn server_pid(line: &str) -> u32 {
+    line.split("(pid ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {line}"))
 }
 
 #[test]
 fn compare_http_runs_vllm_serve_alongside_and_leaves_nothing_running() {
-    let before = python_helpers();
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("cmp.json");
-    let out = vllm_run(
+    let (model, env) = (tiny_llama(), vllm_env());
+    let mut args = vllm_args(
+        &model,
+        &env,
         &[
             "--compare-http",
             "--prompt",
@@ -288,9 +337,20 @@ fn compare_http_runs_vllm_serve_alongside_and_leaves_nothing_running() {
             "--threads",
             "2",
         ],
-        &out_path,
     );
-    assert!(out.status.success(), "{}", show(&out));
+    args.extend(["--output", s(&out_path)]);
+    // The binary leads its own process group, and the server leads another: whatever either
+    // spawned (vLLM's engine core, multiprocessing helpers) stays in one of the two groups.
+    let mut child = Spawned::start(&args, &[]);
+    let ready = child.wait_line("saying vllm serve is ready", |l| {
+        l.starts_with("vllm serve ready on")
+    });
+    let server = server_pid(&ready);
+    assert!(alive(server));
+    let status = child.wait_exit();
+    assert!(status.success(), "{}", child.seen);
+    assert_group_empties(child.pid(), "the binary's own group");
+    assert_group_empties(server, "vllm serve's group");
     let j = read_json(&out_path);
     // Both sides run 2 unbound threads: in-process as set, and vLLM's CPU worker in `vllm serve`
     // as well (left to itself it would bind one thread per core minus one).
@@ -340,12 +400,69 @@ fn compare_http_runs_vllm_serve_alongside_and_leaves_nothing_running() {
         p["same_text"], true,
         "greedy text is the same both ways: {p}"
     );
-    assert!(p["metrics"]["ttft_ms"]["welch"].is_object());
-    // The server and everything it spawned are gone.
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let left: Vec<u32> = python_helpers()
-        .into_iter()
-        .filter(|p| !before.contains(p))
-        .collect();
-    assert!(left.is_empty(), "processes left behind: {left:?}");
+    assert_eq!(
+        j["results"]["vllm"]["prompts"]["short"]["sample_output"],
+        j["results"]["vllm-http"]["prompts"]["short"]["sample_output"]
+    );
+    for m in ["ttft_ms", "itl_mean_ms", "e2e_latency_ms"] {
+        let metric = &p["metrics"][m];
+        let (a, b) = (&metric["inprocess"], &metric["http"]);
+        assert_eq!(
+            (a["n"].as_u64(), b["n"].as_u64()),
+            (Some(3), Some(3)),
+            "{m}"
+        );
+        let w = &metric["welch"];
+        let d = w["difference"].as_f64().unwrap();
+        let means = b["mean"].as_f64().unwrap() - a["mean"].as_f64().unwrap();
+        assert!(
+            (d - means).abs() < 1e-9 * means.abs().max(1.0),
+            "{m}: {metric}"
+        );
+        let (lo, hi) = (
+            w["difference_ci_low"].as_f64().unwrap(),
+            w["difference_ci_high"].as_f64().unwrap(),
+        );
+        assert!(lo <= d && d <= hi, "{m}: {w}");
+    }
+}
+
+#[test]
+fn ctrl_c_keeps_the_finished_runs_exits_130_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("r.json");
+    let (model, env) = (tiny_llama(), vllm_env());
+    let mut args = vllm_args(
+        &model,
+        &env,
+        &[
+            "--prompt",
+            "short",
+            "--max-tokens",
+            "8",
+            "--warmup",
+            "0",
+            "--runs",
+            "1000",
+        ],
+    );
+    args.extend(["--output", s(&out_path)]);
+    let mut child = Spawned::start(&args, &[]);
+    child.wait_finished_run();
+    child.interrupt();
+    let status = child.wait_exit();
+    assert_eq!(status.code(), Some(130), "{}", child.seen);
+    assert_group_empties(child.pid(), "the binary's group");
+    let j = read_json(&out_path);
+    assert_eq!(j["complete"], false);
+    assert_eq!(j["incomplete_reason"], "interrupted by the user");
+    let p = &j["results"]["vllm"]["prompts"]["short"];
+    let done = p["successful_runs"].as_u64().unwrap();
+    assert!((1..1000).contains(&done), "{done}");
+    assert_eq!(p["total_runs"], done);
+    for r in p["runs"].as_array().unwrap() {
+        assert_eq!(r["tokens_generated"], 8, "{r}");
+    }
+    assert!(temporary_files(dir.path()).is_empty());
+    assert_eq!(files_in(dir.path()), [out_path]);
 }

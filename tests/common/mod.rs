@@ -198,20 +198,32 @@ impl Spawned {
         signal(self.pid(), libc::SIGINT);
     }
 
-    /// Waits for the binary to exit (the reader sees the end of stderr first), reads the rest of
-    /// stderr into [`Spawned::seen`], and returns its status.
+    /// Waits for the binary to exit, reads the rest of its stderr into [`Spawned::seen`], and
+    /// returns its status. Stderr ends when the binary exits, unless something it started (and
+    /// left behind) still holds it: then the lines already written are taken and the wait ends.
     pub fn wait_exit(&mut self) -> ExitStatus {
         let deadline = Instant::now() + GUARD;
+        let mut exited = None;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
+            let wait = if exited.is_some() {
+                Duration::from_secs(2)
+            } else {
+                Duration::from_millis(50)
+            };
+            match self.lines.recv_timeout(wait) {
                 Ok(line) => {
                     self.seen.push_str(&line);
                     self.seen.push('\n');
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) if exited.is_some() => break,
                 Err(RecvTimeoutError::Timeout) => {
-                    panic!("the binary did not exit after {GUARD:?}:\n{}", self.seen)
+                    exited = self.child.try_wait().expect("wait for the binary");
+                    assert!(
+                        Instant::now() < deadline,
+                        "the binary did not exit after {GUARD:?}:\n{}",
+                        self.seen
+                    );
                 }
             }
         }
