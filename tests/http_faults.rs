@@ -193,13 +193,14 @@ fn the_seeds_backend_flags_keep_their_result_keys_and_interleave() {
             "{k}"
         );
     }
-    // Each side warms up on its own, then the measured runs take turns, in the seed's order
-    // (vllm first); one after the other would be vllm ×5, then llamacpp ×5.
+    // Each side warms up on its own, then the measured runs take turns in rounds whose order
+    // alternates (ABBA: vllm first, then llamacpp first, …); one after the other would be
+    // vllm ×5, then llamacpp ×5.
     assert_eq!(
         *log.lock().unwrap(),
         [
             "vllm", "vllm", "llamacpp", "llamacpp", // warmup
-            "vllm", "llamacpp", "vllm", "llamacpp", "vllm", "llamacpp", // measured
+            "vllm", "llamacpp", "llamacpp", "vllm", "vllm", "llamacpp", // measured, ABBA
         ]
     );
 }
