@@ -1,4 +1,4 @@
-//! Keeps the README's table of bad input and faults true: every test it names exists, every
+//! Keeps the table of bad input and faults in docs/faults.md true: every test it names exists, every
 //! message it quotes (in backticks) is asserted in that test, and every test of the fault files
 //! has a row.
 
@@ -40,12 +40,12 @@ fn test_names(text: &str) -> Vec<String> {
 
 #[test]
 fn every_row_names_a_real_test_that_asserts_what_the_row_quotes() {
-    let readme = read("README.md");
+    let readme = read("docs/faults.md");
     let table = readme
         .split(START)
         .nth(1)
         .and_then(|r| r.split(END).next())
-        .expect("the README has the faults table between its markers");
+        .expect("docs/faults.md has the faults table between its markers");
     let mut named = BTreeSet::new();
     let mut rows = 0;
     for line in table.lines().filter(|l| l.starts_with('|')).skip(2) {
@@ -80,7 +80,7 @@ fn every_row_names_a_real_test_that_asserts_what_the_row_quotes() {
         for name in test_names(&read(&format!("tests/{file}.rs"))) {
             assert!(
                 named.contains(&(file.to_string(), name.clone())),
-                "tests/{file}.rs::{name} has no row in the README's faults table"
+                "tests/{file}.rs::{name} has no row in docs/faults.md's faults table"
             );
         }
     }
