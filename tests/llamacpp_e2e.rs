@@ -301,7 +301,7 @@ fn truncated_gguf() {
     let bytes = std::fs::read(model()).unwrap();
     let cut = dir.path().join("cut.gguf");
     std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
-    bad_model(&cut, "truncated or corrupt");
+    bad_model(&cut, "truncated: the tensor data ends at byte");
 }
 
 #[test]
