@@ -529,14 +529,30 @@ class Driver:
             pass
 
     def close(self) -> None:
-        """Drops the engine (its memory goes when the last reference does)."""
+        """Shuts the engine down and gives its memory back: the engine core's executor stops,
+        the last reference goes, and on a GPU torch's cached blocks are released, so that a
+        `vllm serve` started next (`--pairing blocks`) finds the device memory free."""
         engine = getattr(self, "engine", None)
         self.engine = None
         if engine is not None:
+            core = getattr(engine, "engine_core", None)
+            try:
+                if core is not None:
+                    core.shutdown()
+            except Exception:
+                pass
+            del core
             del engine
             import gc
 
             gc.collect()
+            try:
+                import torch
+
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            except Exception:
+                pass
 
 
 if __name__ == "__main__":
