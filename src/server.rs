@@ -97,6 +97,9 @@ pub struct ServerSettings {
     pub flash_attn: FlashAttn,
     /// `--swa-full` when on.
     pub swa_full: bool,
+    /// `--prefix-cache on`: the slot keeps the prompt's KV cells for the next request (no
+    /// `--no-cache-prompt`); off, the default, evaluates every prompt whole.
+    pub prefix_cache: bool,
     /// A fixed port; `None` picks a free one.
     pub port: Option<u16>,
     /// Let the server print its log instead of keeping its tail.
@@ -151,6 +154,7 @@ impl ServerSettings {
             n_gpu_layers: s.n_gpu_layers,
             flash_attn: s.flash_attn,
             swa_full: s.swa_full,
+            prefix_cache: false,
             port: None,
             verbose: s.verbose,
             ready_timeout: ready_timeout(120),
@@ -208,7 +212,6 @@ impl ServerSettings {
             &self.flash_attn.to_string(),
             "--parallel",
             "1",
-            "--no-cache-prompt",
             "--cache-ram",
             "0",
             "--fit",
@@ -220,6 +223,9 @@ impl ServerSettings {
         .collect();
         if self.swa_full {
             args.push("--swa-full".into());
+        }
+        if !self.prefix_cache {
+            args.push("--no-cache-prompt".into());
         }
         args
     }
@@ -622,6 +628,7 @@ mod tests {
             n_gpu_layers: -1,
             flash_attn: FlashAttn::Auto,
             swa_full: false,
+            prefix_cache: false,
             port: None,
             verbose: false,
             ready_timeout: Duration::from_secs(1),

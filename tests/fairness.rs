@@ -276,3 +276,71 @@ fn csv_fields(line: &str) -> Vec<String> {
     out.push(cur);
     out
 }
+
+#[test]
+fn prefix_cache_on_reuses_the_prompt_on_both_sides_and_off_evaluates_it_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, j) = compare(
+        dir.path(),
+        &[
+            "--prefix-cache",
+            "on",
+            "--prompt",
+            "short",
+            "--warmup",
+            "1",
+            "--runs",
+            "2",
+            "--max-tokens",
+            "8",
+        ],
+    );
+    let (a, b) = (&j["results"]["llamacpp"], &j["results"]["llamacpp-http"]);
+    assert!(!strings(&b["details"]["server_args"]).contains(&"--no-cache-prompt"));
+    assert!(j["http_comparison"]["method"]
+        .as_str()
+        .unwrap()
+        .contains("--prefix-cache on"));
+    // After the warmup the whole prompt is cached: each side evaluates only its last token (a
+    // one-token batch, which llama.cpp counts as a decode, not as prompt evaluation).
+    for r in a["prompts"]["short"]["runs"].as_array().unwrap() {
+        let k = &r["engine_counters"];
+        assert!(
+            k["prompt_eval_tokens"].as_u64().unwrap() <= 1,
+            "the cached prompt was evaluated again: {r}"
+        );
+        assert_eq!(r["tokens_generated"], 8);
+    }
+    for r in b["prompts"]["short"]["runs"].as_array().unwrap() {
+        assert_eq!(r["server"]["prompt_n"], 1, "{r}");
+        assert_eq!(r["tokens_generated"], 8);
+    }
+    assert_eq!(j["http_comparison"]["prompts"]["short"]["same_text"], true);
+
+    // Off (the default): every prompt token evaluated on both sides, every run.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, j) = compare(
+        dir.path(),
+        &[
+            "--prompt",
+            "short",
+            "--warmup",
+            "1",
+            "--runs",
+            "2",
+            "--max-tokens",
+            "8",
+        ],
+    );
+    let (a, b) = (&j["results"]["llamacpp"], &j["results"]["llamacpp-http"]);
+    assert!(strings(&b["details"]["server_args"]).contains(&"--no-cache-prompt"));
+    for r in a["prompts"]["short"]["runs"].as_array().unwrap() {
+        assert_eq!(
+            r["engine_counters"]["prompt_eval_tokens"],
+            r["prompt_tokens"]
+        );
+    }
+    for r in b["prompts"]["short"]["runs"].as_array().unwrap() {
+        assert_eq!(r["server"]["prompt_n"], r["prompt_tokens"]);
+    }
+}

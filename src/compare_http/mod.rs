@@ -44,10 +44,16 @@ pub const CONFIDENCE: f64 = 0.95;
 
 const METHOD: &str = "the in-process prompt text (after the chat template) sent as is to \
 llama-server's /v1/completions; same model and settings (swa_full included), one server slot, \
-prompt cache off on both sides (in-process: the sequence's KV cells dropped at the request start, \
-metadata only, as llama-server does), the same llama.cpp sampler chain on both sides (EOG bias when \
-ignoring EOS, temperature, seeded draw; greedy at temperature 0), same max tokens and ignore-eos, \
-the end-of-generation token counted on both sides";
+the same llama.cpp sampler chain on both sides (EOG bias when ignoring EOS, temperature, seeded \
+draw; greedy at temperature 0), same max tokens and ignore-eos, the end-of-generation token \
+counted on both sides";
+
+const NO_CACHE: &str = "prompt cache off on both sides (in-process: the sequence's KV cells \
+dropped at the request start, metadata only, as llama-server does)";
+
+const CACHE: &str = "--prefix-cache on: both sides keep the KV cells of the prefix a prompt \
+shares with the previous request and evaluate only the rest (in-process: the sequence's cells \
+kept; llama-server: cache_prompt)";
 
 const VLLM_METHOD: &str = "the in-process prompt text (after the chat template) sent as is to \
 vllm serve's /v1/completions; the same model, engine arguments, KV cache size and threads, prefix \
@@ -142,7 +148,11 @@ pub fn measure(
         requested: plan.pairing.name().into(),
         reason,
     };
-    let launch = ServerSettings::matching(settings, binary).launch();
+    let launch = ServerSettings {
+        prefix_cache: plan.suite.sampling.prefix_cache,
+        ..ServerSettings::matching(settings, binary)
+    }
+    .launch();
     let start = |progress: &Progress| -> anyhow::Result<HttpEngine> {
         progress.status("starting llama-server");
         let started = ServerProcess::launch(&launch, stop)?;
@@ -174,7 +184,17 @@ pub fn measure(
         Box::new(inproc),
         prepared,
         &start,
-        (METHOD, pairing),
+        (
+            &format!(
+                "{METHOD}; {}",
+                if plan.suite.sampling.prefix_cache {
+                    CACHE
+                } else {
+                    NO_CACHE
+                }
+            ),
+            pairing,
+        ),
         plan,
         stop,
         progress,

@@ -57,6 +57,8 @@ pub struct LlamaCppEngine {
     details: Map<String, Value>,
     load_report: LoadReport,
     piece: Vec<u8>,
+    /// The tokens whose KV cells the sequence holds, in order (kept for `--prefix-cache on`).
+    cached: Vec<LlamaToken>,
 }
 
 fn backend(verbose: bool) -> Result<&'static LlamaBackend, EngineError> {
@@ -147,6 +149,7 @@ impl LlamaCppEngine {
             details,
             load_report,
             piece: Vec::with_capacity(64),
+            cached: Vec::new(),
         })
     }
 
@@ -228,6 +231,7 @@ impl LlamaCppEngine {
             load_report,
             eog_tokens: self.eog_tokens,
             piece: self.piece,
+            cached: Vec::new(),
         })
     }
 
@@ -381,12 +385,9 @@ impl Engine for LlamaCppEngine {
         let mut sampler = self.sampler(req);
         let n_batch = self.settings.batch_size.max(1) as usize;
         let piece = &mut self.piece;
+        let cached = &mut self.cached;
         self.loaded.with_dependent_mut(|model, ctx| {
             let vocab = model.vocab();
-            // Drop the sequence's cells (metadata only, as llama-server does for a new task);
-            // zeroing the whole KV buffer would cost time that grows with --ctx-size.
-            ctx.clear_kv_cache_seq(Some(0), None, None)
-                .map_err(|e| EngineError::Generate(format!("cannot clear the KV cache: {e}")))?;
             ctx.reset_timings();
             let prompt = vocab.tokenize(req.prompt.text.as_bytes(), true, true);
             if prompt.is_empty() {
@@ -395,12 +396,31 @@ impl Engine for LlamaCppEngine {
                     req.prompt.name
                 )));
             }
+            // Forget the previous request: drop the sequence's cells (metadata only, as
+            // llama-server does for a new task; zeroing the whole KV buffer would cost time that
+            // grows with --ctx-size). With --prefix-cache on, keep the cells of the prefix this
+            // prompt shares with what the sequence holds, as llama-server's cache_prompt does,
+            // and evaluate at least the last prompt token so its logits exist.
+            let keep = if req.prefix_cache {
+                let common = cached
+                    .iter()
+                    .zip(&prompt)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                common.min(prompt.len() - 1)
+            } else {
+                0
+            };
+            let from = u32::try_from(keep).unwrap_or(u32::MAX);
+            ctx.clear_kv_cache_seq(Some(0), Some(from), None)
+                .map_err(|e| EngineError::Generate(format!("cannot clear the KV cache: {e}")))?;
+            cached.truncate(keep);
             let mut batch = LlamaBatch::new(n_batch.max(1), 1);
             let gen_err = |e: &dyn std::fmt::Display| {
                 EngineError::Generate(format!("llama.cpp decode failed: {e}"))
             };
-            let mut pos: i32 = 0;
-            for chunk in prompt.chunks(n_batch) {
+            let mut pos: i32 = i32::try_from(keep).unwrap_or(i32::MAX);
+            for chunk in prompt[keep..].chunks(n_batch) {
                 batch.clear();
                 for (i, &tok) in chunk.iter().enumerate() {
                     let last = pos as usize + i + 1 == prompt.len();
@@ -411,6 +431,7 @@ impl Engine for LlamaCppEngine {
                 ctx.decode(&mut batch).map_err(|e| gen_err(&e))?;
                 pos += chunk.len() as i32;
             }
+            cached.extend_from_slice(&prompt[keep..]);
             let mut logits_idx = batch.n_tokens() - 1;
             let mut token_ids = Vec::with_capacity(max_tokens as usize);
             let mut text = Vec::with_capacity(max_tokens as usize * 4);
@@ -437,6 +458,7 @@ impl Engine for LlamaCppEngine {
                 batch.clear();
                 batch.add(token, pos, &[0], true).map_err(|e| gen_err(&e))?;
                 ctx.decode(&mut batch).map_err(|e| gen_err(&e))?;
+                cached.push(token);
                 pos += 1;
                 logits_idx = 0;
             }
