@@ -5,29 +5,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use common::*;
-use inproc_bench::server::VENDOR_SERVER;
 use serde_json::Value;
-
-fn llama_server() -> PathBuf {
-    let p = std::env::var_os("INPROC_LLAMA_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(VENDOR_SERVER));
-    assert!(
-        p.is_file(),
-        "llama-server {} is missing: build it with vendor/build-llama-tools.sh (scripts/test.sh does), or set INPROC_LLAMA_SERVER",
-        p.display()
-    );
-    p
-}
 
 fn compare(dir: &Path, extra: &[&str]) -> (std::process::Output, Value) {
     let out_path = dir.join("r.json");
     let model = model();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_inproc-bench"));
+    let mut c = bin();
     c.env("CI", "1")
         .env("INPROC_LLAMA_SERVER", llama_server())
         .args([

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use inproc_bench::engine::llamacpp::{FlashAttn, LlamaCppSettings};
 use inproc_bench::measure::StopFlag;
-use inproc_bench::server::{ServerProcess, ServerSettings, VENDOR_SERVER};
+use inproc_bench::server::{ServerProcess, ServerSettings};
 use serde_json::Value;
 
 /// One test at a time: each loads the model twice (in-process and in the server), and timing-based
@@ -21,19 +21,6 @@ use serde_json::Value;
 fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The llama-server under test: `INPROC_LLAMA_SERVER`, else the vendor build in this checkout.
-fn llama_server() -> PathBuf {
-    let p = std::env::var_os("INPROC_LLAMA_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(VENDOR_SERVER));
-    assert!(
-        p.is_file(),
-        "llama-server {} is missing: build it with vendor/build-llama-tools.sh (scripts/test.sh does), or set INPROC_LLAMA_SERVER",
-        p.display()
-    );
-    p
 }
 
 /// The pid in a line `llama-server … ready on … (pid N) …`.

@@ -164,10 +164,10 @@ fn http_split(a: &Successes<'_>, b: &Successes<'_>) -> Option<HttpSplit> {
 /// Differences HTTP − in-process round by round, split by which side ran first; `None` unless the
 /// runs were interleaved (positions recorded on both sides).
 fn order_effect(pa: &PromptRuns, pb: &PromptRuns) -> Option<OrderEffect> {
-    if pa.positions.len() != pa.runs.len() || pb.positions.len() != pb.runs.len() {
-        return None;
-    }
-    if pa.positions.is_empty() {
+    if pa.positions.is_empty()
+        || pa.positions.len() != pa.runs.len()
+        || pb.positions.len() != pb.runs.len()
+    {
         return None;
     }
     let mut diffs: [(Vec<f64>, Vec<f64>); 2] = Default::default();

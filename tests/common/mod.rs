@@ -34,6 +34,22 @@ pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
+/// The llama-server under test: `INPROC_LLAMA_SERVER`, else the vendor build in this checkout.
+/// Never skipped: without it the test fails and names the build script.
+pub fn llama_server() -> PathBuf {
+    let p = std::env::var_os("INPROC_LLAMA_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(inproc_bench::server::VENDOR_SERVER)
+        });
+    assert!(
+        p.is_file(),
+        "llama-server {} is missing: build it with vendor/build-llama-tools.sh (scripts/test.sh does), or set INPROC_LLAMA_SERVER",
+        p.display()
+    );
+    p
+}
+
 /// Runs the binary with `args`.
 pub fn run(args: &[&str]) -> Output {
     bin()

@@ -415,6 +415,8 @@ impl Engine for LlamaCppEngine {
             ctx.clear_kv_cache_seq(Some(0), Some(from), None)
                 .map_err(|e| EngineError::Generate(format!("cannot clear the KV cache: {e}")))?;
             cached.truncate(keep);
+            // Room for the whole request, so that recording a token never reallocates.
+            cached.reserve(prompt.len() - keep + max_tokens as usize);
             let mut batch = LlamaBatch::new(n_batch.max(1), 1);
             let gen_err = |e: &dyn std::fmt::Display| {
                 EngineError::Generate(format!("llama.cpp decode failed: {e}"))
