@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+mod values;
+pub use values::{ApiArg, BackendArg, EngineArg, FormatArg, OnOff, PairingArg, ProbeFormat};
 
 /// Measure LLM inference speed inside the process (llama.cpp, vLLM) and over HTTP, token by token.
 ///
@@ -59,15 +62,6 @@ pub struct ProbeArgs {
     pub format: ProbeFormat,
 }
 
-/// Output of `inproc-bench probe`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProbeFormat {
-    /// A short table.
-    Table,
-    /// One JSON object.
-    Json,
-}
-
 /// `inproc-bench compare A.json B.json [C.json …]`.
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
@@ -89,8 +83,8 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 0.95)]
     pub confidence: f64,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
     /// Also draw the compared entries (TTFT by prompt, decode rate, ITL distribution) as SVG, or
     /// as an HTML page when the name ends in .html, because a picture shows a latency tail at a
     /// glance; never overwrites.
@@ -105,63 +99,20 @@ pub struct ReportArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Output format: md and csv print one row per engine (or sweep combination) and prompt.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
     /// Also draw the results as SVG, or as an HTML page when the name ends in .html; never
     /// overwrites.
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
 }
 
-/// A switch given as `on` or `off`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OnOff {
-    /// Enabled.
-    On,
-    /// Disabled.
-    Off,
-}
-
-impl OnOff {
-    /// Whether it is `on`.
-    pub fn is_on(self) -> bool {
-        self == Self::On
-    }
-}
-
-/// Which engine runs the prompts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EngineKind {
-    /// llama.cpp in this process (GGUF models).
-    Llamacpp,
-    /// vLLM in this process through embedded Python (Hugging Face models; feature `vllm`).
-    Vllm,
-    /// An OpenAI-compatible server over HTTP (llama-server, vllm serve).
-    Http,
-    /// A scripted engine with fixed delays, for testing the tool itself.
-    #[value(hide = true)]
-    Mock,
-}
-
-/// Output format of the report printed at the end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// A table like the original benchmark's.
-    Table,
-    /// Markdown, one row per combination and prompt.
-    Md,
-    /// CSV, one row per combination and prompt.
-    Csv,
-    /// The results JSON.
-    Json,
-}
-
 /// Everything a benchmark run takes.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Engine to measure.
-    #[arg(long, value_enum, default_value_t = EngineKind::Llamacpp)]
-    pub engine: EngineKind,
+    #[arg(long, value_enum, default_value_t = EngineArg::Llamacpp)]
+    pub engine: EngineArg,
 
     /// Model: a .gguf file for llamacpp, a Hugging Face folder for vllm. A comma list sweeps models
     /// (e.g. Q4_K_M vs Q8_0), each loaded once.
@@ -283,11 +234,11 @@ pub struct RunArgs {
     #[arg(long, help_heading = "HTTP")]
     pub url: Option<String>,
     /// API to stream: chat (/v1/chat/completions, as the original benchmark) or completions.
-    #[arg(long, value_enum, default_value_t = HttpApi::Chat, help_heading = "HTTP")]
-    pub api: HttpApi,
+    #[arg(long, value_enum, default_value_t = ApiArg::Chat, help_heading = "HTTP")]
+    pub api: ApiArg,
     /// The original benchmark's backend choice: measures the server(s) at --vllm-url / --llamacpp-url.
     #[arg(long, value_enum, help_heading = "HTTP")]
-    pub backend: Option<Backend>,
+    pub backend: Option<BackendArg>,
     /// vLLM server for --backend vllm|both.
     #[arg(long, default_value = "http://localhost:8000", help_heading = "HTTP")]
     pub vllm_url: String,
@@ -392,8 +343,8 @@ pub struct RunArgs {
     #[arg(long, default_value = "results", help_heading = "Output")]
     pub results_dir: PathBuf,
     /// Report printed at the end.
-    #[arg(long, value_enum, default_value_t = Format::Table, help_heading = "Output")]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = FormatArg::Table, help_heading = "Output")]
+    pub format: FormatArg,
     /// Also draw the results (TTFT by prompt, decode rate against the swept setting, ITL
     /// distribution) as SVG, or as an HTML page when the name ends in .html, because a picture
     /// shows a sweep's trend and a latency tail at a glance; never overwrites.
@@ -424,37 +375,6 @@ pub struct RunArgs {
     /// Mock engine: fail every Nth request.
     #[arg(long, default_value_t = 0, hide = true)]
     pub mock_fail_every: u32,
-}
-
-/// `--pairing` of `--compare-http`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PairingArg {
-    /// Interleaved when both copies of the model fit, else blocks.
-    Auto,
-    /// In-process and HTTP runs alternate, in ABBA order.
-    Interleaved,
-    /// All in-process runs, unload, then all HTTP runs.
-    Blocks,
-}
-
-/// The streaming API used over HTTP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum HttpApi {
-    /// POST /v1/chat/completions with one user message.
-    Chat,
-    /// POST /v1/completions with the prompt text.
-    Completions,
-}
-
-/// The original benchmark's `--backend`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Backend {
-    /// vLLM at --vllm-url.
-    Vllm,
-    /// llama-server at --llamacpp-url.
-    Llamacpp,
-    /// Both, one after the other.
-    Both,
 }
 
 impl Cli {
@@ -488,7 +408,7 @@ mod tests {
         ])
         .unwrap();
         let run = cli.run_args().unwrap();
-        assert_eq!(run.engine, EngineKind::Llamacpp);
+        assert_eq!(run.engine, EngineArg::Llamacpp);
         assert_eq!(run.n_gpu_layers, "30");
         assert_eq!(
             (run.warmup, run.runs, run.scenario.as_str()),

@@ -9,8 +9,8 @@
 //!   loaded at run time, so the binary starts on machines without a driver).
 //! - `vllm`: vLLM in-process through an embedded Python interpreter (pyo3).
 
-pub mod bench;
 pub mod cli;
+pub mod commands;
 pub mod compare;
 pub mod compare_http;
 pub mod engine;
@@ -34,10 +34,10 @@ use cli::{Cli, Command};
 /// Runs what the command line asks for and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        None => bench::run_benchmark(&cli.run),
-        Some(Command::Run(args)) => bench::run_benchmark(args),
-        Some(Command::Compare(args)) => compare::run_compare(args),
-        Some(Command::Report(args)) => report::command::run_report(args),
-        Some(Command::Probe(args)) => roofline::command::run_probe(args),
+        None => commands::run::run_benchmark(&cli.run),
+        Some(Command::Run(args)) => commands::run::run_benchmark(args),
+        Some(Command::Compare(args)) => commands::compare::run_compare(args),
+        Some(Command::Report(args)) => commands::report::run_report(args),
+        Some(Command::Probe(args)) => commands::probe::run_probe(args),
     }
 }

@@ -6,7 +6,6 @@ use std::str::FromStr;
 
 use serde_json::{json, Map, Value};
 
-use crate::cli::{Backend, EngineKind, HttpApi, PairingArg, RunArgs};
 use crate::engine::http::{Api, Flavor, HttpSettings};
 use crate::engine::http_client::{self, ClientOptions};
 use crate::engine::llamacpp::{FlashAttn, LlamaCppSettings};
@@ -15,6 +14,9 @@ use crate::engine::vllm::VllmSettings;
 use crate::engine::{PromptMode, Sampling};
 use crate::prompts::{self, PromptError, PromptSpec};
 use crate::suite::{Pairing, SuiteOptions};
+
+mod options;
+pub use options::{Backend, EngineKind, RunOptions};
 
 /// Bad flags, caught before anything is loaded.
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +187,7 @@ pub fn sweep_label(sweep: &Map<String, Value>) -> String {
         .join(",")
 }
 
-fn llamacpp_combinations(a: &RunArgs) -> Result<Vec<Combination<LlamaCppSettings>>, PlanError> {
+fn llamacpp_combinations(a: &RunOptions) -> Result<Vec<Combination<LlamaCppSettings>>, PlanError> {
     let models: Vec<PathBuf> = a
         .model
         .as_deref()
@@ -301,8 +303,8 @@ fn llamacpp_combinations(a: &RunArgs) -> Result<Vec<Combination<LlamaCppSettings
 }
 
 /// `--prefix-cache on`, or vLLM's own `--enable-prefix-caching`.
-pub fn prefix_cache(a: &RunArgs) -> bool {
-    a.prefix_cache.is_on() || a.enable_prefix_caching
+pub fn prefix_cache(a: &RunOptions) -> bool {
+    a.prefix_cache || a.enable_prefix_caching
 }
 
 /// A timeout flag in seconds: positive and finite.
@@ -315,7 +317,7 @@ fn seconds(flag: &'static str, secs: f64) -> Result<std::time::Duration, PlanErr
 
 /// TLS, credentials and timeouts of the HTTP client; the secrets are registered for redaction
 /// before anything can print them.
-fn client_options(a: &RunArgs) -> Result<ClientOptions, PlanError> {
+fn client_options(a: &RunOptions) -> Result<ClientOptions, PlanError> {
     let headers = a
         .headers
         .iter()
@@ -337,7 +339,7 @@ fn client_options(a: &RunArgs) -> Result<ClientOptions, PlanError> {
 
 /// Registers the API key and credential header values for redaction, first thing, so that no
 /// message can show them.
-fn register_secrets(a: &RunArgs) {
+fn register_secrets(a: &RunOptions) {
     if let Some(k) = &a.api_key {
         crate::redact::register(k);
     }
@@ -360,11 +362,8 @@ fn register_secrets(a: &RunArgs) {
 }
 
 /// The HTTP targets: `--url` for `--engine http`, or the seed's `--backend` with its URLs.
-fn http_targets(a: &RunArgs) -> Result<Vec<HttpSettings>, PlanError> {
-    let api = match a.api {
-        HttpApi::Chat => Api::Chat,
-        HttpApi::Completions => Api::Completions,
-    };
+fn http_targets(a: &RunOptions) -> Result<Vec<HttpSettings>, PlanError> {
+    let api = a.api;
     if api == Api::Completions && !a.raw_prompt {
         return Err(flag_err(
             "--api",
@@ -400,7 +399,7 @@ fn http_targets(a: &RunArgs) -> Result<Vec<HttpSettings>, PlanError> {
     }
 }
 
-fn vllm_settings(a: &RunArgs) -> Result<VllmSettings, PlanError> {
+fn vllm_settings(a: &RunOptions) -> Result<VllmSettings, PlanError> {
     let model = a.model.as_deref().ok_or_else(|| {
         flag_err(
             "--model",
@@ -454,7 +453,7 @@ fn vllm_settings(a: &RunArgs) -> Result<VllmSettings, PlanError> {
     })
 }
 
-fn engine_plan(a: &RunArgs) -> Result<EnginePlan, PlanError> {
+fn engine_plan(a: &RunOptions) -> Result<EnginePlan, PlanError> {
     if a.compare_http {
         if a.engine == EngineKind::Vllm && a.backend.is_none() && a.url.is_none() {
             return Ok(EnginePlan::CompareHttpVllm(vllm_settings(a)?));
@@ -502,7 +501,7 @@ fn engine_plan(a: &RunArgs) -> Result<EnginePlan, PlanError> {
 
 impl Plan {
     /// Checks the flags and builds the plan.
-    pub fn from_args(a: &RunArgs) -> Result<Self, PlanError> {
+    pub fn from_args(a: &RunOptions) -> Result<Self, PlanError> {
         register_secrets(a);
         if a.runs == 0 {
             return Err(flag_err(
@@ -548,11 +547,7 @@ impl Plan {
                 },
             },
             engine,
-            pairing: match a.pairing {
-                PairingArg::Auto => Pairing::Auto,
-                PairingArg::Interleaved => Pairing::Interleaved,
-                PairingArg::Blocks => Pairing::Blocks,
-            },
+            pairing: a.pairing,
         })
     }
 }
@@ -566,7 +561,7 @@ mod tests {
     fn plan(args: &[&str]) -> Result<Plan, PlanError> {
         let cli = Cli::try_parse_from(std::iter::once("inproc-bench").chain(args.iter().copied()))
             .unwrap();
-        Plan::from_args(cli.run_args().unwrap())
+        Plan::from_args(&crate::commands::run::run_options(cli.run_args().unwrap()))
     }
 
     #[test]

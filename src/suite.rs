@@ -1,7 +1,10 @@
 //! The suite: for each prompt, warmup runs then measured runs, on one engine or interleaved over
 //! several (so that a noisy machine's drift hits every engine alike). Interleaved engines take
 //! turns in rounds whose order alternates (A B, B A, A B, …: ABBA), so that neither always runs
-//! first; each run records its position in its round.
+//! first; each run records its position in its round. [`build`] turns what it measured into the
+//! results schema.
+
+pub mod build;
 
 use serde_json::{Map, Value};
 

@@ -15,8 +15,8 @@ use inproc_bench::engine::{
 use inproc_bench::measure::{RunMetrics, RunTrace};
 use inproc_bench::results::http_comparison::{ComparedServer, PairingRecord};
 use inproc_bench::results::schema::RunConfig;
-use inproc_bench::results::{build, read, write, ResultsFile, SCHEMA_VERSION};
-use inproc_bench::suite::{EngineRuns, PromptRuns, RunResult};
+use inproc_bench::results::{read, write, ResultsFile, SCHEMA_VERSION};
+use inproc_bench::suite::{build, EngineRuns, PromptRuns, RunResult};
 use proptest::prelude::*;
 use serde_json::Map;
 

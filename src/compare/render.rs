@@ -4,10 +4,10 @@ use std::fmt::Write;
 
 use super::select::Side;
 use super::{Comparison, Row};
-use crate::cli::Format;
 use crate::report::csv::field;
 use crate::report::markdown::table;
 use crate::report::rows::num;
+use crate::report::Format;
 
 fn p_text(p: f64) -> String {
     if p < 0.001 {

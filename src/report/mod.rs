@@ -1,15 +1,27 @@
 //! Reports of a results file: the terminal table, Markdown, CSV, the JSON itself, and plots.
 
-pub mod command;
 pub mod csv;
+pub mod files;
 pub mod markdown;
 pub mod plot;
 pub mod roofline;
 pub mod rows;
 pub mod table;
 
-use crate::cli::Format;
 use crate::results::ResultsFile;
+
+/// How a report is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A table like the original benchmark's.
+    Table,
+    /// Markdown, one row per combination and prompt.
+    Md,
+    /// CSV, one row per combination and prompt.
+    Csv,
+    /// The results JSON.
+    Json,
+}
 
 /// Renders `file` in `format`.
 pub fn render(file: &ResultsFile, format: Format) -> String {

@@ -1,6 +1,6 @@
-//! Results: the versioned file schema, building it from measured runs, and writing it atomically.
+//! Results: the versioned file schema, written atomically and read back (ours and the original's).
+//! A leaf: it imports nothing of the crate but the measure types it stores.
 
-pub mod build;
 pub mod gpu;
 pub mod http_comparison;
 pub mod read;

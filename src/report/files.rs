@@ -1,45 +1,27 @@
-//! `inproc-bench report`: results files printed again in any format, and plotted.
+//! Several results files at once: printed in one format, and drawn with labelled series.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::Context;
 
 use super::plot::{self, Series};
-use super::{csv, markdown, rows, table};
-use crate::cli::{Format, ReportArgs};
-use crate::results::{read, write, ResultsFile};
+use super::{csv, markdown, rows, table, Format};
+use crate::results::ResultsFile;
 
-/// Runs `inproc-bench report`.
-pub fn run_report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    if let Some(plot) = &args.plot {
-        write::check_writable(plot)?;
-    }
-    let files: Vec<ResultsFile> = args
-        .files
-        .iter()
-        .map(|p| read::read(p))
-        .collect::<Result<_, _>>()?;
-    let text = match args.format {
+/// Renders `files` in `format`: a table per file, or one Markdown/CSV table of every entry, or
+/// the JSON (one object for one file, an array for several).
+pub fn render_files(files: &[ResultsFile], format: Format) -> serde_json::Result<String> {
+    Ok(match format {
         Format::Table => files
             .iter()
             .map(table::render)
             .collect::<Vec<_>>()
             .join("\n"),
-        Format::Md => markdown::render_entries(&rows::entries(&files)),
-        Format::Csv => csv::render_entries(&rows::entries(&files)),
+        Format::Md => markdown::render_entries(&rows::entries(files)),
+        Format::Csv => csv::render_entries(&rows::entries(files)),
         Format::Json if files.len() == 1 => serde_json::to_string_pretty(&files[0])?,
-        Format::Json => serde_json::to_string_pretty(&files)?,
-    };
-    print!("{text}");
-    if !text.ends_with('\n') {
-        println!();
-    }
-    if let Some(path) = &args.plot {
-        write_plot(path, &args.files, &files)?;
-        eprintln!("plot: {}", path.display());
-    }
-    Ok(ExitCode::SUCCESS)
+        Format::Json => serde_json::to_string_pretty(files)?,
+    })
 }
 
 /// Draws every entry of `files`; keys are labelled with their file when there are several.

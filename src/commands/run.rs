@@ -3,192 +3,79 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use chrono::Local;
 
+use super::measure::{measure_one, run_http, run_llamacpp, run_vllm, Measured};
 use crate::cli::RunArgs;
-use crate::engine::http::{HttpEngine, HttpSettings};
-use crate::engine::llamacpp::{LlamaCppEngine, LlamaCppSettings};
 use crate::engine::mock::MockEngine;
-use crate::engine::vllm::VllmSettings;
-use crate::engine::Engine;
-use crate::engine::VllmEngine;
 use crate::measure::StopFlag;
-use crate::plan::{sweep_label, Combination, EnginePlan, Plan};
+use crate::plan::{sweep_label, EnginePlan, Plan, RunOptions};
 use crate::progress::Progress;
-use crate::results::http_comparison::HttpComparison;
+use crate::report::Format;
 use crate::results::schema::RunConfig;
-use crate::results::{build, write, ResultsFile, SCHEMA_VERSION};
-use crate::suite::{self, EngineRuns, SuiteEnd};
+use crate::results::{write, ResultsFile, SCHEMA_VERSION};
+use crate::suite::build;
+use crate::suite::{EngineRuns, SuiteEnd};
 use crate::telemetry::gpu::GpuWatch;
 use crate::telemetry::system;
+
+/// The plan's input from the flags: each flag's value, mapped onto its domain type.
+pub fn run_options(a: &RunArgs) -> RunOptions {
+    RunOptions {
+        engine: a.engine.into(),
+        model: a.model.clone(),
+        prompt: a.prompt.clone(),
+        prompt_file: a.prompt_file.clone(),
+        warmup: a.warmup,
+        runs: a.runs,
+        max_tokens: a.max_tokens,
+        ignore_eos: a.ignore_eos,
+        temperature: a.temperature,
+        seed: a.seed,
+        chat_template: a.chat_template.clone(),
+        raw_prompt: a.raw_prompt,
+        prefix_cache: a.prefix_cache.is_on(),
+        n_gpu_layers: a.n_gpu_layers.clone(),
+        ctx_size: a.ctx_size.clone(),
+        threads: a.threads.clone(),
+        batch_size: a.batch_size.clone(),
+        ubatch_size: a.ubatch_size.clone(),
+        flash_attn: a.flash_attn.clone(),
+        swa_full: a.swa_full,
+        url: a.url.clone(),
+        api: a.api.into(),
+        backend: a.backend.map(Into::into),
+        vllm_url: a.vllm_url.clone(),
+        llamacpp_url: a.llamacpp_url.clone(),
+        compare_http: a.compare_http,
+        llama_server: a.llama_server.clone(),
+        pairing: a.pairing.into(),
+        api_key: a.api_key.clone(),
+        headers: a.headers.clone(),
+        ca_cert: a.ca_cert.clone(),
+        connect_timeout: a.connect_timeout,
+        request_timeout: a.request_timeout,
+        python_env: a.python_env.clone(),
+        gpu_memory_utilization: a.gpu_memory_utilization,
+        cpu_offload_gb: a.cpu_offload_gb,
+        max_model_len: a.max_model_len,
+        tensor_parallel_size: a.tensor_parallel_size,
+        quantization: a.quantization.clone(),
+        dtype: a.dtype.clone(),
+        enforce_eager: a.enforce_eager,
+        enable_prefix_caching: a.enable_prefix_caching,
+        verbose: a.verbose,
+        mock_ttft_ms: a.mock_ttft_ms,
+        mock_itl_ms: a.mock_itl_ms,
+        mock_chunk: a.mock_chunk,
+        mock_fail_every: a.mock_fail_every,
+    }
+}
 
 /// Exit code of a run the user interrupted with Ctrl-C (as a shell reports SIGINT); SIGTERM
 /// gives 143 ([`crate::signals`]).
 pub const EXIT_INTERRUPTED: u8 = crate::signals::EXIT_SIGINT;
-
-/// What a set of engine runs came to.
-struct Measured {
-    runs: Vec<EngineRuns>,
-    end: SuiteEnd,
-    /// An error that stopped the run after some work was done.
-    fatal: Option<anyhow::Error>,
-    /// In-process against HTTP (`--compare-http`).
-    comparison: Option<HttpComparison>,
-}
-
-/// Runs one engine over the plan's prompts, with GPU telemetry around its load and runs.
-fn measure_one(
-    engine: &mut dyn Engine,
-    watch: &mut GpuWatch,
-    plan: &Plan,
-    stop: &StopFlag,
-    progress: &Progress,
-) -> anyhow::Result<(EngineRuns, SuiteEnd)> {
-    let mut engines = [engine];
-    let prepared = suite::prepare_all(&mut engines, &plan.prompts, &plan.suite.mode)?;
-    let watching = gpu_watch_on();
-    if watching {
-        watch.start_runs();
-    }
-    let (mut runs, end) = suite::run(&mut engines, prepared, &plan.suite, stop, progress);
-    let mut one = runs.pop().context("the suite returned no engine")?;
-    // The watch samples from before the first warm-up run, so their tokens count too.
-    let tokens: u64 = one
-        .prompts
-        .iter()
-        .map(|p| {
-            p.warmup_tokens
-                + p.runs
-                    .iter()
-                    .filter_map(|r| r.as_ref().ok())
-                    .map(|(m, _)| m.tokens_generated)
-                    .sum::<u64>()
-        })
-        .sum();
-    let mut gpu = watch.finish_runs(tokens);
-    if !watching {
-        let off = format!("{GPU_WATCH_VAR}=off: nothing was sampled during the runs");
-        gpu.note = Some(gpu.note.map_or(off.clone(), |n| format!("{n}; {off}")));
-    }
-    one.gpu = Some(gpu);
-    Ok((one, end))
-}
-
-/// Setting this variable to `off` keeps the GPU watch's sampling thread from running during the
-/// runs (for `scripts/bench-observer-cost.sh`, which measures what the thread costs).
-pub const GPU_WATCH_VAR: &str = "INPROC_BENCH_GPU_WATCH";
-
-fn gpu_watch_on() -> bool {
-    std::env::var(GPU_WATCH_VAR).map_or(true, |v| v != "off")
-}
-
-fn run_llamacpp(
-    combos: &[Combination<LlamaCppSettings>],
-    plan: &Plan,
-    stop: &StopFlag,
-    progress: &Progress,
-) -> anyhow::Result<Measured> {
-    let mut out = Measured {
-        runs: Vec::new(),
-        end: SuiteEnd::Complete,
-        fatal: None,
-        comparison: None,
-    };
-    let mut engine: Option<LlamaCppEngine> = None;
-    for combo in combos {
-        let mut watch = GpuWatch::new(0);
-        let label = sweep_label(&combo.sweep);
-        progress.status(&format!(
-            "loading {} {label}",
-            combo.settings.model.display()
-        ));
-        let loaded = match engine.take() {
-            Some(e) if e.reuses_model(&combo.settings) => e.reconfigure(combo.settings.clone()),
-            previous => {
-                drop(previous);
-                watch.before_load();
-                LlamaCppEngine::load(combo.settings.clone())
-            }
-        };
-        let mut e = match loaded {
-            Ok(e) => e,
-            Err(err) if out.runs.is_empty() => return Err(err.into()),
-            Err(err) => {
-                out.fatal = Some(anyhow::Error::new(err).context(format!("combination {label}")));
-                return Ok(out);
-            }
-        };
-        watch.after_load();
-        if let Some(w) = e.offload_warning() {
-            progress.println(&w);
-        }
-        match measure_one(&mut e, &mut watch, plan, stop, progress) {
-            Ok((mut runs, end)) => {
-                runs.sweep = combo.sweep.clone();
-                out.runs.push(runs);
-                if end == SuiteEnd::Interrupted {
-                    out.end = end;
-                    return Ok(out);
-                }
-            }
-            Err(err) if out.runs.is_empty() => return Err(err),
-            Err(err) => {
-                out.fatal = Some(err);
-                return Ok(out);
-            }
-        }
-        engine = Some(e);
-    }
-    Ok(out)
-}
-
-fn run_vllm(
-    settings: &VllmSettings,
-    plan: &Plan,
-    stop: &StopFlag,
-    progress: &Progress,
-) -> anyhow::Result<Measured> {
-    let mut watch = GpuWatch::new(0);
-    progress.status(&format!(
-        "loading vLLM and {} (a first start takes a minute)",
-        settings.model.display()
-    ));
-    watch.before_load();
-    let mut engine = VllmEngine::load(settings.clone())?;
-    watch.after_load();
-    let (runs, end) = measure_one(&mut engine, &mut watch, plan, stop, progress)?;
-    Ok(Measured {
-        runs: vec![runs],
-        end,
-        fatal: None,
-        comparison: None,
-    })
-}
-
-/// Connects to every server first (so a wrong URL fails before any run), then runs them
-/// interleaved run by run.
-fn run_http(
-    targets: &[HttpSettings],
-    plan: &Plan,
-    stop: &StopFlag,
-    progress: &Progress,
-) -> anyhow::Result<Measured> {
-    let mut engines = Vec::new();
-    for t in targets {
-        progress.status(&format!("connecting to {}", crate::redact::text(&t.url)));
-        engines.push(HttpEngine::connect(t.clone())?);
-    }
-    let mut dyns: Vec<&mut dyn Engine> = engines.iter_mut().map(|e| e as &mut dyn Engine).collect();
-    let prepared = suite::prepare_all(&mut dyns, &plan.prompts, &plan.suite.mode)?;
-    let (runs, end) = suite::run(&mut dyns, prepared, &plan.suite, stop, progress);
-    Ok(Measured {
-        runs,
-        end,
-        fatal: None,
-        comparison: None,
-    })
-}
 
 fn results_key(runs: &EngineRuns, sweep: bool) -> String {
     if sweep {
@@ -237,7 +124,8 @@ fn warn_failed_runs(file: &ResultsFile) {
 
 /// Runs a benchmark as `args` describe; the results file is written even when the run is cut short.
 pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let plan = Plan::from_args(args)?;
+    let plan = Plan::from_args(&run_options(args))?;
+    let format: Format = args.format.into();
     let started = Local::now();
     let output: PathBuf = match &args.output {
         Some(p) => p.clone(),
@@ -375,8 +263,8 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if !args.quiet {
-        println!("{}", crate::report::render(&file, args.format));
-        if let (Some(c), crate::cli::Format::Table) = (&file.http_comparison, args.format) {
+        println!("{}", crate::report::render(&file, format));
+        if let (Some(c), Format::Table) = (&file.http_comparison, format) {
             println!("{}", crate::compare_http::render(c));
         }
     }
@@ -386,7 +274,7 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let mut plot_error = None;
     if let Some(plot) = &args.plot {
         let files = std::slice::from_ref(&file);
-        match crate::report::command::write_plot(plot, std::slice::from_ref(&output), files) {
+        match crate::report::files::write_plot(plot, std::slice::from_ref(&output), files) {
             Ok(()) => eprintln!("plot: {}", plot.display()),
             Err(e) => plot_error = Some(e),
         }

@@ -2,10 +2,12 @@
 
 use indexmap::IndexMap;
 
-use super::schema::{EngineCountersRecord, EngineResult, PromptResult, RunRecord, ServerRecord};
+use super::{EngineRuns, PromptRuns};
 use crate::engine::{Finish, Outcome, ServerTimings};
 use crate::measure::{RunMetrics, Summary};
-use crate::suite::{EngineRuns, PromptRuns};
+use crate::results::schema::{
+    EngineCountersRecord, EngineResult, PromptResult, RunRecord, ServerRecord,
+};
 
 fn server_record(s: &ServerTimings) -> ServerRecord {
     ServerRecord {

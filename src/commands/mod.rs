@@ -1,0 +1,8 @@
+//! The commands: the only layer below the command line that knows its flags. Each maps its
+//! flags onto the domain types and calls the modules below (plan, suite, report, compare).
+
+pub mod compare;
+pub mod measure;
+pub mod probe;
+pub mod report;
+pub mod run;
