@@ -5,6 +5,9 @@
 //! results schema.
 
 pub mod build;
+mod measured;
+
+pub use measured::Measured;
 
 use serde_json::{Map, Value};
 

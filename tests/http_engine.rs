@@ -11,9 +11,10 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::*;
+use inproc_bench::compare_http::llama_server::ServerSettings;
 use inproc_bench::engine::llamacpp::{FlashAttn, LlamaCppSettings};
 use inproc_bench::measure::StopFlag;
-use inproc_bench::server::{ServerProcess, ServerSettings};
+use inproc_bench::server::ServerProcess;
 use serde_json::Value;
 
 /// One test at a time: each loads the model twice (in-process and in the server), and timing-based
@@ -189,11 +190,9 @@ fn start_server() -> ServerProcess {
         swa_full: false,
         verbose: false,
     };
-    ServerProcess::start(
-        &ServerSettings::matching(&settings, llama_server()),
-        &StopFlag::new(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
+    ServerSettings::matching(&settings, llama_server())
+        .start(&StopFlag::new())
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

@@ -11,19 +11,8 @@ use crate::engine::VllmEngine;
 use crate::measure::StopFlag;
 use crate::plan::{sweep_label, Combination, Plan};
 use crate::progress::Progress;
-use crate::results::http_comparison::HttpComparison;
-use crate::suite::{self, EngineRuns, SuiteEnd};
+use crate::suite::{self, EngineRuns, Measured, SuiteEnd};
 use crate::telemetry::gpu::GpuWatch;
-
-/// What a set of engine runs came to.
-pub(crate) struct Measured {
-    pub(crate) runs: Vec<EngineRuns>,
-    pub(crate) end: SuiteEnd,
-    /// An error that stopped the run after some work was done.
-    pub(crate) fatal: Option<anyhow::Error>,
-    /// In-process against HTTP (`--compare-http`).
-    pub(crate) comparison: Option<HttpComparison>,
-}
 
 /// Runs one engine over the plan's prompts, with GPU telemetry around its load and runs.
 pub(crate) fn measure_one(
@@ -146,12 +135,7 @@ pub(crate) fn run_vllm(
     let mut engine = VllmEngine::load(settings.clone())?;
     watch.after_load();
     let (runs, end) = measure_one(&mut engine, &mut watch, plan, stop, progress)?;
-    Ok(Measured {
-        runs: vec![runs],
-        end,
-        fatal: None,
-        comparison: None,
-    })
+    Ok(Measured::runs(vec![runs], end))
 }
 
 /// Connects to every server first (so a wrong URL fails before any run), then runs them
@@ -170,10 +154,5 @@ pub(crate) fn run_http(
     let mut dyns: Vec<&mut dyn Engine> = engines.iter_mut().map(|e| e as &mut dyn Engine).collect();
     let prepared = suite::prepare_all(&mut dyns, &plan.prompts, &plan.suite.mode)?;
     let (runs, end) = suite::run(&mut dyns, prepared, &plan.suite, stop, progress);
-    Ok(Measured {
-        runs,
-        end,
-        fatal: None,
-        comparison: None,
-    })
+    Ok(Measured::runs(runs, end))
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use chrono::Local;
 
-use super::measure::{measure_one, run_http, run_llamacpp, run_vllm, Measured};
+use super::measure::{measure_one, run_http, run_llamacpp, run_vllm};
 use crate::cli::RunArgs;
 use crate::engine::mock::MockEngine;
 use crate::measure::StopFlag;
@@ -16,7 +16,7 @@ use crate::report::Format;
 use crate::results::schema::RunConfig;
 use crate::results::{write, ResultsFile, SCHEMA_VERSION};
 use crate::suite::build;
-use crate::suite::{EngineRuns, SuiteEnd};
+use crate::suite::{EngineRuns, Measured, SuiteEnd};
 use crate::telemetry::gpu::GpuWatch;
 use crate::telemetry::system;
 
@@ -148,14 +148,8 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         EnginePlan::Mock(settings) => {
             let mut watch = GpuWatch::new(0);
             let mut engine = MockEngine::new(settings.clone());
-            measure_one(&mut engine, &mut watch, &plan, &stop, &progress).map(|(runs, end)| {
-                Measured {
-                    runs: vec![runs],
-                    end,
-                    fatal: None,
-                    comparison: None,
-                }
-            })
+            measure_one(&mut engine, &mut watch, &plan, &stop, &progress)
+                .map(|(runs, end)| Measured::runs(vec![runs], end))
         }
         EnginePlan::Http(targets) => run_http(targets, &plan, &stop, &progress),
         EnginePlan::CompareHttp {
@@ -163,21 +157,10 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
             llama_server,
         } => {
             crate::compare_http::measure(settings, llama_server.as_deref(), &plan, &stop, &progress)
-                .map(|c| Measured {
-                    runs: c.runs,
-                    end: c.end,
-                    fatal: c.fatal,
-                    comparison: c.comparison,
-                })
         }
         EnginePlan::Vllm(settings) => run_vllm(settings, &plan, &stop, &progress),
         EnginePlan::CompareHttpVllm(settings) => {
-            crate::compare_http::measure_vllm(settings, &plan, &stop, &progress).map(|c| Measured {
-                runs: c.runs,
-                end: c.end,
-                fatal: c.fatal,
-                comparison: c.comparison,
-            })
+            crate::compare_http::measure_vllm(settings, &plan, &stop, &progress)
         }
     };
     progress.finish();
@@ -265,7 +248,7 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if !args.quiet {
         println!("{}", crate::report::render(&file, format));
         if let (Some(c), Format::Table) = (&file.http_comparison, format) {
-            println!("{}", crate::compare_http::render(c));
+            println!("{}", crate::report::http_comparison::render(c));
         }
     }
     warn_failed_runs(&file);

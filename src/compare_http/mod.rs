@@ -10,12 +10,11 @@
 //! gets the in-process engine arguments (prefix caching off, the same KV cache size and threads).
 
 mod analysis;
+pub mod llama_server;
 mod pairing;
-mod render;
 
 pub use analysis::build;
 pub use pairing::{choose, DeviceNeed};
-pub use render::render;
 
 use std::path::Path;
 
@@ -30,8 +29,9 @@ use crate::measure::StopFlag;
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::results::http_comparison::{ComparedServer, HttpComparison, PairingRecord};
-use crate::server::{self, Launch, ServerProcess, ServerSettings};
-use crate::suite::{self, EngineRuns, Pairing, SuiteEnd};
+use crate::server::{Launch, ServerProcess};
+use crate::suite::{self, Measured, Pairing, SuiteEnd};
+use llama_server::ServerSettings;
 
 /// Results key of llama-server's side; the in-process side keeps `llamacpp`.
 pub const HTTP_KEY: &str = "llamacpp-http";
@@ -58,18 +58,6 @@ kept; llama-server: cache_prompt)";
 const VLLM_METHOD: &str = "the in-process prompt text (after the chat template) sent as is to \
 vllm serve's /v1/completions; the same model, engine arguments, KV cache size and threads, prefix \
 caching off; greedy unless a temperature is given, same max tokens and ignore-eos";
-
-/// What a comparison run came to.
-pub struct Compared {
-    /// In-process runs, then HTTP runs.
-    pub runs: Vec<EngineRuns>,
-    /// How the suite ended.
-    pub end: SuiteEnd,
-    /// An error that spoiled the runs after they started (the server died).
-    pub fatal: Option<anyhow::Error>,
-    /// The comparison, when both sides ran.
-    pub comparison: Option<HttpComparison>,
-}
 
 /// What each GPU must hold for one copy of the llama.cpp engine (weights, KV cache, compute
 /// buffers off the CPU), from llama.cpp's load report and its device list.
@@ -132,8 +120,8 @@ pub fn measure(
     plan: &Plan,
     stop: &StopFlag,
     progress: &Progress,
-) -> anyhow::Result<Compared> {
-    let binary = server::find_binary(llama_server)?;
+) -> anyhow::Result<Measured> {
+    let binary = llama_server::find_binary(llama_server)?;
     progress.status(&format!("loading {}", settings.model.display()));
     let mut inproc = LlamaCppEngine::load(settings.clone())?;
     if let Some(w) = inproc.offload_warning() {
@@ -156,7 +144,7 @@ pub fn measure(
     let start = |progress: &Progress| -> anyhow::Result<HttpEngine> {
         progress.status("starting llama-server");
         let started = ServerProcess::launch(&launch, stop)?;
-        if let Some(build) = started.build_mismatch() {
+        if let Some(build) = llama_server::build_mismatch(&started) {
             eprintln!(
                 "warning: llama-server is build {build} but the in-process engine is b{}: the comparison mixes builds",
                 crate::engine::llamacpp::LLAMA_CPP_BUILD
@@ -208,7 +196,7 @@ pub fn measure_vllm(
     plan: &Plan,
     stop: &StopFlag,
     progress: &Progress,
-) -> anyhow::Result<Compared> {
+) -> anyhow::Result<Measured> {
     progress.status(&format!(
         "loading vLLM and {} (a first start takes a minute)",
         settings.model.display()
@@ -279,7 +267,7 @@ fn run_sides<'a>(
     plan: &Plan,
     stop: &StopFlag,
     progress: &Progress,
-) -> anyhow::Result<Compared> {
+) -> anyhow::Result<Measured> {
     let blocks = pairing.mode == Pairing::Blocks.name();
     let (runs, mut end, mut http) = if blocks {
         eprintln!(
@@ -295,7 +283,7 @@ fn run_sides<'a>(
         );
         drop(inproc); // one copy of the model at a time
         if end == SuiteEnd::Interrupted {
-            return Ok(Compared {
+            return Ok(Measured {
                 runs,
                 end,
                 fatal: None,
@@ -343,7 +331,7 @@ fn run_sides<'a>(
         ([a, b], Some(info)) => Some(build(a, b, info, method, pairing)),
         _ => None,
     };
-    Ok(Compared {
+    Ok(Measured {
         runs,
         end,
         fatal,

@@ -2,6 +2,7 @@
 
 pub mod csv;
 pub mod files;
+pub mod http_comparison;
 pub mod markdown;
 pub mod plot;
 pub mod roofline;

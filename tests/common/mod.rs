@@ -40,7 +40,8 @@ pub fn llama_server() -> PathBuf {
     let p = std::env::var_os("INPROC_LLAMA_SERVER")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(inproc_bench::server::VENDOR_SERVER)
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(inproc_bench::compare_http::llama_server::VENDOR_SERVER)
         });
     assert!(
         p.is_file(),

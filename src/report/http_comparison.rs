@@ -1,4 +1,4 @@
-//! The printed report of `--compare-http`.
+//! The printed report of `--compare-http`: in-process against HTTP, prompt by prompt.
 
 use std::fmt::Write;
 
