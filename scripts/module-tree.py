@@ -30,6 +30,25 @@ def strip_comments(text):
     return "\n".join(out)
 
 
+def split_tests(text):
+    """(code, tests): the text without its `#[cfg(test)] mod … { … }` blocks, and those blocks."""
+    code, tests, pos = [], [], 0
+    for m in re.finditer(r"#\[cfg\(test\)\]\s*(?:pub\s+)?mod\s+\w+\s*\{", text):
+        if m.start() < pos:
+            continue
+        depth, i = 0, m.end() - 1
+        while i < len(text):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                break
+            i += 1
+        code.append(text[pos : m.start()])
+        tests.append(text[m.start() : i + 1])
+        pos = i + 1
+    code.append(text[pos:])
+    return "".join(code), "".join(tests)
+
+
 def brace_items(text, start):
     """The top-level names inside the braces that open at text[start]."""
     depth, item, names = 0, "", []
@@ -87,24 +106,28 @@ def main():
     files.sort()
 
     arrows = defaultdict(set)  # from -> {to}
+    test_arrows = defaultdict(set)  # arrows that only unit tests draw
     clap_users = set()
     sizes = {}
     for rel in files:
         with open(os.path.join(src, rel), encoding="utf-8") as f:
             raw = f.read()
         sizes[rel] = raw.count("\n")
-        text = strip_comments(raw)
+        text, tests = split_tests(strip_comments(raw))
         me = top_module(rel)
         found = imports(text)
         if me in ("lib", "main"):
             # The crate root names its modules without `crate::`; main goes through the library.
-            found |= set(re.findall(r"\b(?:inproc_bench::)?([a-z_][a-z0-9_]*)::", text))
+            found |= set(re.findall(r"(?<![:\w])(?:inproc_bench::)?([a-z_][a-z0-9_]*)::", text))
         for to in found:
             known = os.path.exists(os.path.join(src, to + ".rs")) or os.path.isdir(
                 os.path.join(src, to)
             )
             if known and to != me:
                 arrows[me].add(to)
+        for to in imports(tests):
+            if to != me:
+                test_arrows[me].add(to)
         if re.search(r"\bclap::|\buse clap\b", text) or "cli" in found:
             clap_users.add(me)
 
@@ -172,6 +195,15 @@ def main():
                 if cyc:
                     up.append((v, w))
             print("L%d %-13s -> %s" % (layer[ci], v, ", ".join(outs) if outs else "(leaf)"))
+
+    extra = sorted(
+        (v, w) for v in test_arrows for w in test_arrows[v] if w not in arrows[v]
+    )
+    if extra:
+        print()
+        print("## Arrows only unit tests draw (#[cfg(test)] modules; not part of the layering)")
+        for v, w in extra:
+            print("%s -> %s" % (v, w))
 
     print()
     print("## Flags")

@@ -19,7 +19,7 @@ const LOG_LINES: usize = 60;
 /// The placeholder in [`Launch::args`] that becomes the port.
 pub const PORT: &str = "{port}";
 
-/// Why a server could not be found, started or reached.
+/// Why a server could not be started or reached.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The binary could not be run.
