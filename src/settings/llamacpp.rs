@@ -8,7 +8,7 @@ use super::{plain, ServerArg, SettingSpec};
 /// `-1` as llama-bench's readers know it: `all (-1)`.
 fn layers_text(v: &Value) -> String {
     match v.as_i64() {
-        Some(n) if n < 0 => format!("all ({n})"),
+        Some(-1) => "all (-1)".into(),
         _ => plain(v),
     }
 }

@@ -52,6 +52,15 @@ pub struct SettingSpec {
 }
 
 impl SettingSpec {
+    /// The llama-server flag that takes this setting (the first, when it takes several).
+    pub fn server_flag(&self) -> Option<&'static str> {
+        match self.server {
+            ServerArg::None => None,
+            ServerArg::Value { flags, .. } => flags.first().copied(),
+            ServerArg::Switch(f) => Some(f),
+        }
+    }
+
     /// A setting with a plain display, not swept, not a column of its own, not for llama-server.
     pub const fn plain(key: &'static str, flag: &'static str) -> Self {
         Self {
