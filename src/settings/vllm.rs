@@ -24,3 +24,30 @@ pub const TABLE: &[SettingSpec] = &[
     SettingSpec::plain("enforce_eager", "--enforce-eager"),
     SettingSpec::plain("enable_prefix_caching", "--prefix-cache"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::vllm::VllmSettings;
+
+    #[test]
+    fn every_engine_argument_recorded_is_in_the_table() {
+        let s = VllmSettings {
+            model: "m".into(),
+            python_env: None,
+            threads: 1,
+            gpu_memory_utilization: 0.9,
+            cpu_offload_gb: 0.0,
+            max_model_len: Some(1024),
+            tensor_parallel_size: 1,
+            quantization: Some("awq".into()),
+            dtype: "auto".into(),
+            enforce_eager: true,
+            enable_prefix_caching: false,
+            verbose: false,
+        };
+        for k in s.engine_args().keys() {
+            assert!(TABLE.iter().any(|t| t.key == k), "{k} is not in the table");
+        }
+    }
+}
