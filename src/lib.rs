@@ -23,6 +23,7 @@ pub mod report;
 pub mod results;
 pub mod roofline;
 pub mod server;
+pub mod settings;
 pub mod signals;
 pub mod suite;
 pub mod telemetry;

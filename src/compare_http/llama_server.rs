@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::engine::llamacpp::{FlashAttn, LlamaCppSettings, LLAMA_CPP_BUILD};
+use crate::engine::llamacpp::{LlamaCppSettings, LLAMA_CPP_BUILD};
 use crate::measure::StopFlag;
 use crate::server::{ready_timeout, Launch, ServerError, ServerProcess, PORT};
 
@@ -26,22 +26,8 @@ pub struct MissingServer {
 pub struct ServerSettings {
     /// The llama-server binary.
     pub binary: PathBuf,
-    /// The GGUF model.
-    pub model: PathBuf,
-    /// `-c`.
-    pub ctx_size: u32,
-    /// `-t` and `-tb`.
-    pub threads: u32,
-    /// `-b`.
-    pub batch_size: u32,
-    /// `-ub`.
-    pub ubatch_size: u32,
-    /// `-ngl` (-1 is `all`).
-    pub n_gpu_layers: i32,
-    /// `-fa`.
-    pub flash_attn: FlashAttn,
-    /// `--swa-full` when on.
-    pub swa_full: bool,
+    /// The in-process settings the server mirrors (flags from the llama.cpp settings table).
+    pub settings: LlamaCppSettings,
     /// `--prefix-cache on`: the slot keeps the prompt's KV cells for the next request (no
     /// `--no-cache-prompt`); off, the default, evaluates every prompt whole.
     pub prefix_cache: bool,
@@ -58,14 +44,7 @@ impl ServerSettings {
     pub fn matching(s: &LlamaCppSettings, binary: PathBuf) -> Self {
         Self {
             binary,
-            model: s.model.clone(),
-            ctx_size: s.ctx_size,
-            threads: s.threads,
-            batch_size: s.batch_size,
-            ubatch_size: s.ubatch_size,
-            n_gpu_layers: s.n_gpu_layers,
-            flash_attn: s.flash_attn,
-            swa_full: s.swa_full,
+            settings: s.clone(),
             prefix_cache: false,
             port: None,
             verbose: s.verbose,
@@ -104,47 +83,23 @@ impl ServerSettings {
     }
 
     fn args_with_port(&self, port: &str) -> Vec<String> {
-        let ngl = if self.n_gpu_layers < 0 {
-            "all".to_string()
-        } else {
-            self.n_gpu_layers.to_string()
-        };
-        let threads = self.threads.to_string();
-        let mut args: Vec<String> = [
-            "--model",
-            &self.model.display().to_string(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            port,
-            "--ctx-size",
-            &self.ctx_size.to_string(),
-            "--threads",
-            &threads,
-            "--threads-batch",
-            &threads,
-            "--batch-size",
-            &self.batch_size.to_string(),
-            "--ubatch-size",
-            &self.ubatch_size.to_string(),
-            "--n-gpu-layers",
-            &ngl,
-            "--flash-attn",
-            &self.flash_attn.to_string(),
-            "--parallel",
-            "1",
-            "--cache-ram",
-            "0",
-            "--fit",
-            "off",
-            "--no-webui",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        if self.swa_full {
-            args.push("--swa-full".into());
-        }
+        let mut args = self.settings.server_args();
+        args.extend(
+            [
+                "--host",
+                "127.0.0.1",
+                "--port",
+                port,
+                "--parallel",
+                "1",
+                "--cache-ram",
+                "0",
+                "--fit",
+                "off",
+                "--no-webui",
+            ]
+            .map(String::from),
+        );
         if !self.prefix_cache {
             args.push("--no-cache-prompt".into());
         }
@@ -225,18 +180,22 @@ mod tests {
     use std::net::{Ipv4Addr, TcpListener};
 
     use super::*;
+    use crate::engine::llamacpp::FlashAttn;
 
     fn settings() -> ServerSettings {
         ServerSettings {
             binary: PathBuf::from("/nonexistent/llama-server"),
-            model: PathBuf::from("m.gguf"),
-            ctx_size: 4096,
-            threads: 2,
-            batch_size: 2048,
-            ubatch_size: 512,
-            n_gpu_layers: -1,
-            flash_attn: FlashAttn::Auto,
-            swa_full: false,
+            settings: LlamaCppSettings {
+                model: PathBuf::from("m.gguf"),
+                ctx_size: 4096,
+                threads: 2,
+                batch_size: 2048,
+                ubatch_size: 512,
+                n_gpu_layers: -1,
+                flash_attn: FlashAttn::Auto,
+                swa_full: false,
+                verbose: false,
+            },
             prefix_cache: false,
             port: None,
             verbose: false,

@@ -6,15 +6,11 @@ use crate::results::{PromptResult, ResultsFile};
 
 use super::rows::{self, num, Entry};
 
-/// Settings with their own column (the llama.cpp ones a sweep varies); `sweep` holds the label.
-const SETTINGS: [&str; 6] = [
-    "n_gpu_layers",
-    "threads",
-    "ctx_size",
-    "batch_size",
-    "ubatch_size",
-    "flash_attn",
-];
+/// Settings with their own column (the llama.cpp ones a sweep varies, from its settings table);
+/// `sweep` holds the label.
+fn settings() -> impl Iterator<Item = &'static str> {
+    crate::settings::report_columns(crate::settings::llamacpp::TABLE)
+}
 
 /// Metrics written as `<metric>_{mean,std,p50,p95,p99}`.
 const METRICS: [&str; 6] = [
@@ -65,7 +61,7 @@ pub fn header() -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    h.extend(SETTINGS.iter().map(|s| s.to_string()));
+    h.extend(settings().map(String::from));
     h.extend(
         [
             "sweep",
@@ -115,7 +111,7 @@ pub fn render_entries(entries: &[Entry<'_>]) -> String {
                 rows::backend(e),
                 rows::offload_text(r),
             ];
-            row.extend(SETTINGS.iter().map(|k| {
+            row.extend(settings().map(|k| {
                 let t = rows::setting_raw(r, k);
                 if t == "-" {
                     String::new()

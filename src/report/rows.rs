@@ -6,6 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::results::{EngineResult, ResultsFile};
+use crate::settings::{self, SettingSpec};
 
 /// One engine result to report, with the file it came from.
 #[derive(Debug, Clone, Copy)]
@@ -32,40 +33,36 @@ pub fn entries(files: &[ResultsFile]) -> Vec<Entry<'_>> {
         .collect()
 }
 
-/// Settings shown in every llama-bench-style table when any entry has them, with their short
-/// column names (llama-bench's where it has one).
-const ALWAYS: [(&str, &str); 2] = [("n_gpu_layers", "ngl"), ("threads", "threads")];
-
-/// Short column names for other settings.
-fn short_name(setting: &str) -> &str {
-    match setting {
-        "n_gpu_layers" => "ngl",
-        "batch_size" => "n_batch",
-        "ubatch_size" => "n_ubatch",
-        "ctx_size" => "n_ctx",
-        "flash_attn" => "fa",
-        other => other,
-    }
+/// Settings shown in every llama-bench-style table when any entry has them (`ngl`, `threads`),
+/// from the llama.cpp settings table.
+fn always() -> impl Iterator<Item = &'static SettingSpec> {
+    settings::llamacpp::TABLE.iter().filter(|s| s.always_shown)
 }
 
 /// The settings columns for `entries`: `ngl` and `threads`, then every other setting whose value
 /// differs between entries (what a sweep varied), as (setting, column name).
 pub fn setting_columns<'a>(entries: &[Entry<'a>]) -> Vec<(String, String)> {
-    let mut cols: Vec<(String, String)> = ALWAYS
-        .iter()
-        .filter(|(k, _)| entries.iter().any(|e| e.result.settings.contains_key(*k)))
-        .map(|(k, c)| (k.to_string(), c.to_string()))
+    let mut cols: Vec<(String, String)> = always()
+        .filter(|s| {
+            entries
+                .iter()
+                .any(|e| e.result.settings.contains_key(s.key))
+        })
+        .map(|s| (s.key.to_string(), s.column.to_string()))
         .collect();
     let mut seen: Vec<&str> = Vec::new();
     for e in entries {
         for k in e.result.settings.keys() {
-            if k == "model" || ALWAYS.iter().any(|(a, _)| a == k) || seen.contains(&k.as_str()) {
+            if k == settings::llamacpp::MODEL.key
+                || always().any(|a| a.key == k)
+                || seen.contains(&k.as_str())
+            {
                 continue;
             }
             seen.push(k);
             let first = entries[0].result.settings.get(k);
             if entries.iter().any(|o| o.result.settings.get(k) != first) {
-                cols.push((k.clone(), short_name(k).to_string()));
+                cols.push((k.clone(), settings::column(k).to_string()));
             }
         }
     }
@@ -80,14 +77,10 @@ pub fn setting_text(e: &EngineResult, key: &str) -> String {
     if text == "-" {
         return text;
     }
-    match (key, offload(e)) {
-        ("n_gpu_layers", Some((done, total))) => {
+    match offload(e) {
+        Some((done, total)) if key == settings::llamacpp::N_GPU_LAYERS.key => {
             let asked = e.settings.get(key).and_then(Value::as_i64).unwrap_or(-1);
-            let expected = if asked < 0 {
-                total
-            } else {
-                (asked as u64).min(total)
-            };
+            let expected = settings::gpu_layers(asked, total);
             if done == expected {
                 text
             } else {

@@ -299,11 +299,8 @@ impl Placement {
             return false;
         }
         let all = i64::from(n_layer) + 1;
-        let ngl = if self.n_gpu_layers < 0 {
-            all
-        } else {
-            self.n_gpu_layers.min(all)
-        };
+        // -1 (all) as the settings table defines it; `all` is positive.
+        let ngl = crate::settings::gpu_layers(self.n_gpu_layers, all.unsigned_abs()) as i64;
         let il = match place {
             Place::Input => return self.input_on_gpu,
             Place::Layer(n) => i64::from(n),

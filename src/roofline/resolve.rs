@@ -12,6 +12,7 @@ use super::gguf::GgufFile;
 use super::model::{self, ModelBytes};
 use super::safetensors;
 use crate::results::EngineResult;
+use crate::settings::{llamacpp as set, SettingSpec};
 
 /// One entry's model and settings, resolved.
 pub struct Resolved {
@@ -38,8 +39,9 @@ fn setting<'a>(e: &'a EngineResult, keys: &[&str]) -> Option<&'a Value> {
         .find_map(|k| e.settings.get(*k).filter(|v| !v.is_null()))
 }
 
-/// The value after `flag` in a server's recorded command line.
-fn server_arg<'a>(e: &'a EngineResult, flag: &str) -> Option<&'a str> {
+/// The value of setting `spec` in a server's recorded command line.
+fn server_arg<'a>(e: &'a EngineResult, spec: &SettingSpec) -> Option<&'a str> {
+    let flag = spec.server_flag()?;
     let args = e.details.get("server_args")?.as_array()?;
     let i = args.iter().position(|a| a.as_str() == Some(flag))?;
     args.get(i + 1)?.as_str()
@@ -84,10 +86,10 @@ pub fn resolve(
             }
         })
         .clone()?;
-    let threads = setting(e, &["threads"])
+    let threads = setting(e, &[set::THREADS.key])
         .and_then(Value::as_u64)
         .or_else(|| e.details.get("torch_threads").and_then(Value::as_u64))
-        .or_else(|| server_arg(e, "--threads").and_then(|t| t.parse().ok()))
+        .or_else(|| server_arg(e, &set::THREADS).and_then(|t| t.parse().ok()))
         .map_or_else(|| crate::plan::default_threads() as usize, |t| t as usize);
     if is_dir {
         // vLLM: everything on its device; the KV cache in the model's dtype (cache dtype auto).
@@ -118,9 +120,9 @@ pub fn resolve(
             threads,
         });
     }
-    let ngl = setting(e, &["n_gpu_layers"])
+    let ngl = setting(e, &[set::N_GPU_LAYERS.key])
         .and_then(Value::as_i64)
-        .or_else(|| server_arg(e, "--n-gpu-layers").and_then(|v| v.parse().ok()))
+        .or_else(|| server_arg(e, &set::N_GPU_LAYERS).and_then(|v| v.parse().ok()))
         .unwrap_or(-1);
     let (gpu_available, note) = if http {
         (
@@ -148,9 +150,9 @@ pub fn resolve(
         });
         (offload != Some(false) && gpu_device, note)
     };
-    let cache_cells = setting(e, &["ctx_size"])
+    let cache_cells = setting(e, &[set::CTX_SIZE.key])
         .and_then(Value::as_u64)
-        .or_else(|| server_arg(e, "--ctx-size").and_then(|v| v.parse().ok()));
+        .or_else(|| server_arg(e, &set::CTX_SIZE).and_then(|v| v.parse().ok()));
     Ok(Resolved {
         model,
         model_file: e.model.clone(),

@@ -317,15 +317,7 @@ pub fn system_info() -> String {
 impl Engine for LlamaCppEngine {
     fn info(&self) -> EngineInfo {
         let s = &self.settings;
-        let mut settings = Map::new();
-        settings.insert("model".into(), json!(s.model.display().to_string()));
-        settings.insert("n_gpu_layers".into(), json!(s.n_gpu_layers));
-        settings.insert("ctx_size".into(), json!(s.ctx_size));
-        settings.insert("threads".into(), json!(s.threads));
-        settings.insert("batch_size".into(), json!(s.batch_size));
-        settings.insert("ubatch_size".into(), json!(s.ubatch_size));
-        settings.insert("flash_attn".into(), json!(s.flash_attn.to_string()));
-        settings.insert("swa_full".into(), json!(s.swa_full));
+        let settings = s.record();
         EngineInfo {
             key: "llamacpp".into(),
             name: "llama.cpp".into(),

@@ -1,7 +1,11 @@
 //! The llama.cpp engine's settings, one value each (sweeps expand before this), named as
 //! llama-server and llama-bench name them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::settings::{self, llamacpp::TABLE};
 
 /// Flash attention policy, as llama-server's `-fa on|off|auto` (llama-bench's `-fa 1|0`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -43,6 +47,7 @@ impl std::fmt::Display for FlashAttn {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LlamaCppSettings {
     /// Path of the GGUF file.
+    #[serde(serialize_with = "path_text")]
     pub model: PathBuf,
     /// Layers offloaded to the GPU; -1 is all.
     pub n_gpu_layers: i32,
@@ -64,9 +69,57 @@ pub struct LlamaCppSettings {
     pub verbose: bool,
 }
 
+/// A path as text, never failing (a name that is not UTF-8 is shown lossily).
+fn path_text<S: serde::Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&p.display().to_string())
+}
+
+impl LlamaCppSettings {
+    /// The settings recorded with the results, one entry per row of the settings table.
+    pub fn record(&self) -> Map<String, Value> {
+        settings::record(TABLE, self)
+    }
+
+    /// The llama-server flags that give a server these settings, as the table spells them.
+    pub fn server_args(&self) -> Vec<String> {
+        settings::server_args(TABLE, &self.record())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_record_lists_every_field_of_the_table() {
+        let s = LlamaCppSettings {
+            model: PathBuf::from("m/x.gguf"),
+            n_gpu_layers: -1,
+            ctx_size: 4096,
+            threads: 2,
+            batch_size: 2048,
+            ubatch_size: 512,
+            flash_attn: FlashAttn::Auto,
+            swa_full: false,
+            verbose: true,
+        };
+        let r = s.record();
+        let keys: Vec<&str> = TABLE.iter().map(|t| t.key).collect();
+        assert_eq!(r.keys().map(String::as_str).collect::<Vec<_>>(), {
+            let mut k = keys.clone();
+            k.sort_unstable();
+            k
+        });
+        assert_eq!(
+            serde_json::Value::Object(r).to_string(),
+            r#"{"batch_size":2048,"ctx_size":4096,"flash_attn":"auto","model":"m/x.gguf","n_gpu_layers":-1,"swa_full":false,"threads":2,"ubatch_size":512}"#
+        );
+        // Every serialized field is in the table, so nothing is recorded by accident or missed.
+        let Ok(Value::Object(all)) = serde_json::to_value(&s) else {
+            panic!()
+        };
+        assert!(all.keys().all(|k| keys.contains(&k.as_str())));
+    }
 
     #[test]
     fn flash_attn_parses_llama_server_and_llama_bench_spellings() {

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::axes::{frame, Area};
 use super::svg::{Anchor, Svg};
-use super::{prompts, Series, DASHES, LEFT, LINE_COLORS, RIGHT, SWEEP_AXES, W};
+use super::{prompts, sweep_axes, Series, DASHES, LEFT, LINE_COLORS, RIGHT, W};
 use crate::measure::Summary;
 use crate::results::EngineResult;
 
@@ -14,18 +14,15 @@ pub(super) fn setting(r: &EngineResult, key: &str) -> Option<Value> {
 
 /// The setting whose values differ between entries, to draw the decode rate against.
 pub(super) fn sweep_axis(series: &[Series<'_>]) -> Option<&'static str> {
-    SWEEP_AXES.into_iter().find(|k| {
+    sweep_axes().find(|k| {
         let first = setting(series[0].result, k);
         first.is_some() && series.iter().any(|s| setting(s.result, k) != first)
     })
 }
 
+/// A setting's value as the settings table prints it (`all (-1)` for every GPU layer).
 pub(super) fn value_text(v: &Value, key: &str) -> String {
-    match v {
-        Value::Number(n) if key == "n_gpu_layers" && n.as_i64() == Some(-1) => "all (-1)".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+    crate::settings::display(key, v)
 }
 
 /// Decode rate against `axis`: one line per prompt (and per value of the other varying settings).
@@ -53,7 +50,7 @@ pub(super) fn lines(svg: &mut Svg, top: f64, axis: &str, series: &[Series<'_>]) 
                 k.as_str() != axis && series.iter().any(|s| s.result.settings.get(*k) != Some(*v))
             })
             .map(|(k, v)| {
-                if k == "model" {
+                if k == crate::settings::llamacpp::MODEL.key {
                     crate::report::rows::model_name(r)
                 } else {
                     format!("{k}={}", value_text(v, k))

@@ -52,15 +52,11 @@ const LINE_COLORS: [&str; 6] = [
     "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#a6761d",
 ];
 const DASHES: [Option<&str>; 4] = [None, Some("6,4"), Some("2,3"), Some("10,3,2,3")];
-/// Settings a decode-rate line is drawn against, in order of preference.
-const SWEEP_AXES: [&str; 6] = [
-    "n_gpu_layers",
-    "threads",
-    "ctx_size",
-    "batch_size",
-    "ubatch_size",
-    "flash_attn",
-];
+/// Settings a decode-rate line is drawn against, in order of preference: the llama.cpp settings
+/// table's report columns.
+fn sweep_axes() -> impl Iterator<Item = &'static str> {
+    crate::settings::report_columns(crate::settings::llamacpp::TABLE)
+}
 
 fn color(i: usize) -> &'static str {
     COLORS[i % COLORS.len()]
