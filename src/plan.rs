@@ -7,8 +7,8 @@ use std::str::FromStr;
 use serde_json::{json, Map, Value};
 
 use crate::cli::{Backend, EngineKind, HttpApi, PairingArg, RunArgs};
+use crate::engine::http::client::{self as http_client, ClientOptions};
 use crate::engine::http::{Api, Flavor, HttpSettings};
-use crate::engine::http_client::{self, ClientOptions};
 use crate::engine::llamacpp::{FlashAttn, LlamaCppSettings};
 use crate::engine::mock::MockSettings;
 use crate::engine::vllm::VllmSettings;

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use inproc_bench::cli::Format;
 use inproc_bench::engine::gguf_check::{self, check_reader};
-use inproc_bench::engine::sse::{self, SseEvent, SseParser};
+use inproc_bench::engine::http::sse::{self, SseEvent, SseParser};
 use inproc_bench::plan::parse_list;
 use inproc_bench::prompts::{self, PromptSpec};
 use inproc_bench::results::read;

@@ -15,15 +15,15 @@ use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyTuple};
 use serde_json::{json, Map, Value};
 
-use super::vllm::{find_python_env, thread_env, PythonEnv, VllmSettings, THREADS_BIND};
-use super::{
+use super::{find_python_env, thread_env, PythonEnv, VllmSettings, THREADS_BIND};
+use crate::engine::{
     Engine, EngineError, EngineInfo, Finish, Outcome, PreparedPrompt, PromptMode, Request,
 };
 use crate::measure::Recorder;
 use crate::prompts::PromptSpec;
 
 /// The Python side of the engine, compiled into the binary.
-const DRIVER_SOURCE: &str = include_str!("../../python/inproc_bench_vllm.py");
+const DRIVER_SOURCE: &str = include_str!("../../../python/inproc_bench_vllm.py");
 
 /// The interpreter this process started, or why it could not; Python starts once per process.
 static INTERPRETER: OnceLock<Result<PathBuf, String>> = OnceLock::new();

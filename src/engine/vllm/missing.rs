@@ -1,8 +1,10 @@
 //! Stand-in for the vLLM engine in builds without the `vllm` feature: same interface, and loading
 //! says which feature to build with.
 
-use super::vllm::{PythonEnv, VllmSettings};
-use super::{Engine, EngineError, EngineInfo, Outcome, PreparedPrompt, PromptMode, Request};
+use super::{PythonEnv, VllmSettings};
+use crate::engine::{
+    Engine, EngineError, EngineInfo, Outcome, PreparedPrompt, PromptMode, Request,
+};
 use crate::measure::Recorder;
 use crate::prompts::PromptSpec;
 
