@@ -13,7 +13,7 @@ use crate::engine::mock::MockEngine;
 use crate::engine::vllm::VllmSettings;
 use crate::engine::Engine;
 use crate::engine::VllmEngine;
-use crate::measure::StopFlag;
+use crate::measure::{self, StopFlag};
 use crate::plan::{sweep_label, Combination, EnginePlan, Plan};
 use crate::progress::Progress;
 use crate::results::http_comparison::HttpComparison;
@@ -104,11 +104,13 @@ fn run_llamacpp(
             combo.settings.model.display()
         ));
         let loaded = match engine.take() {
-            Some(e) if e.reuses_model(&combo.settings) => e.reconfigure(combo.settings.clone()),
+            Some(e) if e.reuses_model(&combo.settings) => {
+                measure::time_load(|_| e.reconfigure(combo.settings.clone()))
+            }
             previous => {
                 drop(previous);
                 watch.before_load();
-                LlamaCppEngine::load(combo.settings.clone())
+                measure::time_load(|_| LlamaCppEngine::load(combo.settings.clone()))
             }
         };
         let mut e = match loaded {
@@ -155,7 +157,7 @@ fn run_vllm(
         settings.model.display()
     ));
     watch.before_load();
-    let mut engine = VllmEngine::load(settings.clone())?;
+    let mut engine = measure::time_load(|clock| VllmEngine::load(settings.clone(), clock))?;
     watch.after_load();
     let (runs, end) = measure_one(&mut engine, &mut watch, plan, stop, progress)?;
     Ok(Measured {
@@ -177,7 +179,7 @@ fn run_http(
     let mut engines = Vec::new();
     for t in targets {
         progress.status(&format!("connecting to {}", crate::redact::text(&t.url)));
-        engines.push(HttpEngine::connect(t.clone())?);
+        engines.push(measure::time_load(|_| HttpEngine::connect(t.clone()))?);
     }
     let mut dyns: Vec<&mut dyn Engine> = engines.iter_mut().map(|e| e as &mut dyn Engine).collect();
     let prepared = suite::prepare_all(&mut dyns, &plan.prompts, &plan.suite.mode)?;

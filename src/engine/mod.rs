@@ -1,7 +1,6 @@
 //! The engine interface: engines load a model, prepare prompts, and report generated tokens to the
 //! recorder. They never read the clock and never compute metrics.
 
-pub mod gguf_check;
 pub mod http;
 pub mod llamacpp;
 pub mod mock;

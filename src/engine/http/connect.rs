@@ -1,7 +1,7 @@
 //! Connecting to a server: the base URL checked, `GET /v1/models` for the model and the server
 //! software, its version, and what the process tree of a server this process started runs with.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
@@ -9,6 +9,7 @@ use super::client;
 use super::stream::{root_cause, HttpError};
 use super::{Flavor, HttpEngine, HttpSettings};
 use crate::engine::EngineError;
+use crate::measure::{LoadTime, LoadTimed};
 use crate::server::ServerProcess;
 
 fn load_err(msg: String) -> EngineError {
@@ -42,7 +43,7 @@ pub fn base_url(url: &str, flag: &str) -> Result<String, EngineError> {
 
 impl HttpEngine {
     /// Connects: checks the server answers `GET /v1/models`, takes the model name from it and
-    /// learns which server it is. The connection time is the engine's load time.
+    /// learns which server it is. The caller times the connection as the engine's load time.
     pub fn connect(settings: HttpSettings) -> Result<Self, EngineError> {
         Self::connect_inner(settings, None)
     }
@@ -57,7 +58,6 @@ impl HttpEngine {
         settings: HttpSettings,
         server: Option<ServerProcess>,
     ) -> Result<Self, EngineError> {
-        let started = Instant::now();
         let base = base_url(&settings.url, &settings.url_flag)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -144,7 +144,7 @@ impl HttpEngine {
             model_label,
             flavor,
             version,
-            load_ms: started.elapsed().as_secs_f64() * 1e3,
+            load_ms: 0.0,
             events: Vec::with_capacity(8),
             details,
             server,
@@ -158,6 +158,13 @@ impl HttpEngine {
                     .map_or(0, |d| d.as_nanos())
             ),
         })
+    }
+}
+
+impl LoadTimed for HttpEngine {
+    /// The connection time (`GET /v1/models` and the version) is the engine's load time.
+    fn loaded_in(&mut self, load: &LoadTime) {
+        self.load_ms = load.ms;
     }
 }
 
