@@ -14,6 +14,7 @@ pub mod commands;
 pub mod compare;
 pub mod compare_http;
 pub mod engine;
+pub mod gguf;
 pub mod measure;
 pub mod plan;
 pub mod progress;

@@ -6,8 +6,8 @@ mod common;
 
 use std::io::Cursor;
 
-use inproc_bench::roofline::ggml_type::GgmlType;
-use inproc_bench::roofline::gguf::{self, GgufError, GgufFile};
+use inproc_bench::gguf::ggml_type::GgmlType;
+use inproc_bench::gguf::{self, GgufError, GgufFile};
 use inproc_bench::roofline::model::{ModelBytes, Placement};
 
 fn ty(name: &str) -> GgmlType {

@@ -1,7 +1,7 @@
 //! Hostile input, property-tested: the SSE parser (any bytes, any split of them into pieces gives
 //! the same events; a line over the limit is an error, not unbounded memory), the results reader
 //! (any bytes or JSON: an error naming the file, never a panic; what it accepts can be reported),
-//! prompt files, the range/list parser of sweep flags, and the GGUF header check (random bytes,
+//! prompt files, the range/list parser of sweep flags, and the GGUF reader under the model check (random bytes,
 //! every truncation of the real model). Case counts are small here; `PROPTEST_CASES=N` (as
 //! `scripts/fuzz.sh` sets it) runs more.
 
@@ -11,8 +11,9 @@ use std::io::Cursor;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use inproc_bench::engine::gguf_check::{self, check_reader};
-use inproc_bench::engine::sse::{self, SseEvent, SseParser};
+use inproc_bench::engine::http::sse::{self, SseEvent, SseParser};
+use inproc_bench::engine::llamacpp::check_gguf_file;
+use inproc_bench::gguf;
 use inproc_bench::plan::parse_list;
 use inproc_bench::prompts::{self, PromptSpec};
 use inproc_bench::report::Format;
@@ -244,7 +245,7 @@ proptest! {
             bytes.extend_from_slice(&version.to_le_bytes());
         }
         bytes.extend_from_slice(&rest);
-        let _ = check_reader(Cursor::new(&bytes), bytes.len() as u64);
+        let _ = gguf::parse(Cursor::new(&bytes), bytes.len() as u64);
     }
 
     #[test]
@@ -253,7 +254,7 @@ proptest! {
         // Half the cuts land in the header and tensor table, where parsing is most delicate.
         let limit = if header { (4 << 20).min(model.len()) } else { model.len() };
         let cut = at.index(limit);
-        let r = check_reader(Cursor::new(&model[..cut]), cut as u64);
+        let r = gguf::parse(Cursor::new(&model[..cut]), cut as u64);
         prop_assert!(r.is_err(), "a file cut at {} of {} bytes passed", cut, model.len());
     }
 
@@ -267,7 +268,7 @@ proptest! {
             let i = i.index(head.len());
             head[i] = b;
         }
-        let _ = check_reader(Cursor::new(&head), model.len() as u64);
+        let _ = gguf::parse(Cursor::new(&head), model.len() as u64);
     }
 }
 
@@ -344,7 +345,7 @@ fn real_model() -> &'static [u8] {
 #[test]
 fn the_real_model_passes_and_a_truncated_copy_is_named_with_the_fix() {
     let model = common::model();
-    let whole = gguf_check::check(&model).unwrap();
+    let whole = check_gguf_file(&model).unwrap();
     assert!(whole.tensors > 0 && whole.metadata > 0, "{whole:?}");
     let len = std::fs::metadata(&model).unwrap().len();
     assert!(
@@ -354,20 +355,22 @@ fn the_real_model_passes_and_a_truncated_copy_is_named_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let cut = dir.path().join("cut.gguf");
     std::fs::write(&cut, &real_model()[..(len as usize) / 2]).unwrap();
-    let e = gguf_check::check(&cut).unwrap_err().to_string();
+    let e = check_gguf_file(&cut).unwrap_err().to_string();
     assert!(
         e.contains("cut.gguf is not a usable GGUF file: truncated: the tensor data ends at byte")
             && e.contains("fetch the file again"),
         "{e}"
     );
     std::fs::write(&cut, b"PK\x03\x04 a zip file").unwrap();
-    let e = gguf_check::check(&cut).unwrap_err().to_string();
+    let e = check_gguf_file(&cut).unwrap_err().to_string();
     assert!(e.contains("not a GGUF file (no GGUF magic)"), "{e}");
-    // The check llama.cpp's engine runs tells a random file from a model too (today its own
-    // magic check; gguf_check::check once it calls that).
-    let e = inproc_bench::engine::llamacpp::check_gguf_file(&cut)
+    // The reader under the check says the same, without the file's name.
+    let zip: &[u8] = b"PK\x03\x04 a zip file";
+    let e = gguf::parse(Cursor::new(zip), zip.len() as u64)
         .unwrap_err()
         .to_string();
+    assert_eq!(e, "not a GGUF file (no GGUF magic)");
+    let e = check_gguf_file(&cut).unwrap_err().to_string();
     assert!(
         e.contains("not a GGUF file") && e.contains("cut.gguf"),
         "{e}"

@@ -6,8 +6,8 @@ mod common;
 
 use std::path::Path;
 
-use inproc_bench::roofline::ggml_type::GgmlType;
-use inproc_bench::roofline::gguf::GgufFile;
+use inproc_bench::gguf::ggml_type::GgmlType;
+use inproc_bench::gguf::GgufFile;
 use inproc_bench::roofline::model::{llamacpp_cells_read, ModelBytes, Placement};
 use inproc_bench::roofline::safetensors;
 use serde_json::Value;

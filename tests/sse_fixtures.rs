@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use common::fixture_server::{fixture as serve, End, Reply};
 use common::*;
-use inproc_bench::engine::sse::{self, parse_all, Payload, SseEvent};
+use inproc_bench::engine::http::sse::{self, parse_all, Payload, SseEvent};
 
 fn fixture(name: &str) -> Vec<u8> {
     let p: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -8,7 +8,7 @@ use crate::engine::llamacpp::{LlamaCppEngine, LlamaCppSettings};
 use crate::engine::vllm::VllmSettings;
 use crate::engine::Engine;
 use crate::engine::VllmEngine;
-use crate::measure::StopFlag;
+use crate::measure::{self, StopFlag};
 use crate::plan::{sweep_label, Combination, Plan};
 use crate::progress::Progress;
 use crate::suite::{self, EngineRuns, Measured, SuiteEnd};
@@ -81,11 +81,13 @@ pub(crate) fn run_llamacpp(
             combo.settings.model.display()
         ));
         let loaded = match engine.take() {
-            Some(e) if e.reuses_model(&combo.settings) => e.reconfigure(combo.settings.clone()),
+            Some(e) if e.reuses_model(&combo.settings) => {
+                measure::time_load(|_| e.reconfigure(combo.settings.clone()))
+            }
             previous => {
                 drop(previous);
                 watch.before_load();
-                LlamaCppEngine::load(combo.settings.clone())
+                measure::time_load(|_| LlamaCppEngine::load(combo.settings.clone()))
             }
         };
         let mut e = match loaded {
@@ -132,7 +134,7 @@ pub(crate) fn run_vllm(
         settings.model.display()
     ));
     watch.before_load();
-    let mut engine = VllmEngine::load(settings.clone())?;
+    let mut engine = measure::time_load(|clock| VllmEngine::load(settings.clone(), clock))?;
     watch.after_load();
     let (runs, end) = measure_one(&mut engine, &mut watch, plan, stop, progress)?;
     Ok(Measured::runs(vec![runs], end))
@@ -149,7 +151,7 @@ pub(crate) fn run_http(
     let mut engines = Vec::new();
     for t in targets {
         progress.status(&format!("connecting to {}", crate::redact::text(&t.url)));
-        engines.push(HttpEngine::connect(t.clone())?);
+        engines.push(measure::time_load(|_| HttpEngine::connect(t.clone()))?);
     }
     let mut dyns: Vec<&mut dyn Engine> = engines.iter_mut().map(|e| e as &mut dyn Engine).collect();
     let prepared = suite::prepare_all(&mut dyns, &plan.prompts, &plan.suite.mode)?;

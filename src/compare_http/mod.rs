@@ -25,7 +25,7 @@ use crate::engine::llamacpp::{LlamaCppEngine, LlamaCppSettings};
 use crate::engine::vllm::{self, VllmSettings};
 use crate::engine::VllmEngine;
 use crate::engine::{Engine, EngineInfo, PreparedPrompt};
-use crate::measure::StopFlag;
+use crate::measure::{self, StopFlag};
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::results::http_comparison::{ComparedServer, HttpComparison, PairingRecord};
@@ -123,7 +123,7 @@ pub fn measure(
 ) -> anyhow::Result<Measured> {
     let binary = llama_server::find_binary(llama_server)?;
     progress.status(&format!("loading {}", settings.model.display()));
-    let mut inproc = LlamaCppEngine::load(settings.clone())?;
+    let mut inproc = measure::time_load(|_| LlamaCppEngine::load(settings.clone()))?;
     if let Some(w) = inproc.offload_warning() {
         progress.println(&w);
     }
@@ -166,7 +166,9 @@ pub fn measure(
             prefix_cache: plan.suite.sampling.prefix_cache,
             ..HttpSettings::new(HTTP_KEY, started.url(), "--llama-server", Api::Completions)
         };
-        Ok(HttpEngine::with_server(http_settings, started)?)
+        Ok(measure::time_load(|_| {
+            HttpEngine::with_server(http_settings, started)
+        })?)
     };
     run_sides(
         Box::new(inproc),
@@ -201,7 +203,7 @@ pub fn measure_vllm(
         "loading vLLM and {} (a first start takes a minute)",
         settings.model.display()
     ));
-    let mut inproc = VllmEngine::load(settings.clone())?;
+    let mut inproc = measure::time_load(|clock| VllmEngine::load(settings.clone(), clock))?;
     let prepared = suite::prepare_all(&mut [&mut inproc], &plan.prompts, &plan.suite.mode)?
         .pop()
         .context("no prompts were prepared")?;
@@ -232,7 +234,9 @@ pub fn measure_vllm(
                 Api::Completions,
             )
         };
-        Ok(HttpEngine::with_server(http_settings, started)?)
+        Ok(measure::time_load(|_| {
+            HttpEngine::with_server(http_settings, started)
+        })?)
     };
     run_sides(
         Box::new(inproc),

@@ -1,20 +1,13 @@
 //! The engine interface: engines load a model, prepare prompts, and report generated tokens to the
 //! recorder. They never read the clock and never compute metrics.
 
-pub mod gguf_check;
 pub mod http;
-pub mod http_client;
 pub mod llamacpp;
 pub mod mock;
 pub mod proc_env;
-pub mod sse;
 pub mod vllm;
-#[cfg(feature = "vllm")]
-mod vllm_python;
-#[cfg(not(feature = "vllm"))]
-#[path = "vllm_missing.rs"]
-mod vllm_python;
-pub use vllm_python::VllmEngine;
+
+pub use vllm::VllmEngine;
 
 use serde_json::{Map, Value};
 

@@ -1,4 +1,5 @@
 //! Measurement: the only place that reads the clock, defines the metrics and computes statistics.
+//! An engine's load time is timed here too, around its constructor ([`time_load`]).
 //!
 //! # How a run is timed
 //!
@@ -47,11 +48,13 @@
 //! interpolation between closest ranks (numpy's default `linear` method).
 
 pub mod json_float;
+pub mod load;
 pub mod metrics;
 pub mod recorder;
 pub mod significance;
 pub mod stats;
 
+pub use load::{time_load, LoadClock, LoadTime, LoadTimed};
 pub use metrics::RunMetrics;
 pub use recorder::{Recorder, RunTrace, StopFlag};
 pub use stats::Summary;

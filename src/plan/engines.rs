@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
+use super::options::{Backend, RunOptions};
 use super::parse::{no_duplicates, parse_fa_list, parse_list, seconds};
 use super::sweep::{self, Axis};
 use super::{default_threads, flag_err, Combination, PlanError};
-use super::options::{Backend, RunOptions};
+use crate::engine::http::client::{self as http_client, ClientOptions};
 use crate::engine::http::{Api, Flavor, HttpSettings};
-use crate::engine::http_client::{self, ClientOptions};
 use crate::engine::llamacpp::LlamaCppSettings;
 use crate::engine::vllm::VllmSettings;
 use crate::settings::llamacpp as set;

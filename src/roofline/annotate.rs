@@ -307,7 +307,7 @@ pub fn annotate(file: &mut ResultsFile, opts: Options) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::roofline::ggml_type::GgmlType;
+    use crate::gguf::ggml_type::GgmlType;
     use crate::roofline::model::ModelBytes;
 
     #[test]

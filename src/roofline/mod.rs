@@ -3,16 +3,14 @@
 //! (bytes per token × decode rate), and the machine's peak (the `probe` read kernel on the CPU,
 //! NVML and a device copy on a GPU). Decode is memory-bound: tokens/s ≤ peak ÷ bytes per token.
 //!
-//! - [`gguf`] reads a GGUF file's header, metadata and tensor infos; [`ggml_type`] knows each
-//!   ggml type's block size; [`safetensors`] reads Hugging Face folders.
+//! - [`crate::gguf`] reads a GGUF file's header, metadata and tensor infos (and knows each ggml
+//!   type's block size); [`safetensors`] reads Hugging Face folders.
 //! - [`model`] turns tensors into bytes per token, split by device as llama.cpp places layers.
 //! - [`probe`] is the CPU read kernel; [`probe_report`] is what `inproc-bench probe` prints.
 //! - [`resolve`] reads an entry's model and settings; [`annotate`] fills in a results file's
 //!   `roofline` figures after the runs.
 
 pub mod annotate;
-pub mod ggml_type;
-pub mod gguf;
 pub mod model;
 pub mod probe;
 pub mod probe_report;

@@ -11,8 +11,8 @@
 //!
 //! Activations, logits and the sampler's reads are left out: they are small beside the weights.
 
-use super::ggml_type::GgmlType;
-use super::gguf::GgufFile;
+use crate::gguf::ggml_type::GgmlType;
+use crate::gguf::GgufFile;
 
 /// Where llama.cpp keeps a tensor (`llama-model.cpp`, `load_tensors`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,10 +7,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::ggml_type::GgmlType;
-use super::gguf::GgufFile;
 use super::model::{self, ModelBytes};
 use super::safetensors;
+use crate::gguf::ggml_type::GgmlType;
+use crate::gguf::GgufFile;
 use crate::results::EngineResult;
 use crate::settings::{llamacpp as set, SettingSpec};
 

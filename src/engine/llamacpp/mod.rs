@@ -3,27 +3,21 @@
 //! drops a slot's cells) so that no run reuses another's prompt. Sampling runs llama.cpp's sampler
 //! chain, the same one llama-server runs for the comparison's requests.
 
+mod load;
 mod load_report;
 mod settings;
 
+pub use load::{check_gguf_file, system_info};
 pub use load_report::{device_of, LoadReport};
 pub use settings::{FlashAttn, LlamaCppSettings};
 
-use std::num::NonZeroU32;
-use std::path::Path;
-use std::sync::OnceLock;
-use std::time::Instant;
-
-use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
-use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use llama_cpp_2::token::LlamaToken;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::{
     Engine, EngineCounters, EngineError, EngineInfo, Finish, Outcome, PreparedPrompt, PromptMode,
@@ -61,98 +55,7 @@ pub struct LlamaCppEngine {
     cached: Vec<LlamaToken>,
 }
 
-fn backend(verbose: bool) -> Result<&'static LlamaBackend, EngineError> {
-    static BACKEND: OnceLock<LlamaBackend> = OnceLock::new();
-    if let Some(b) = BACKEND.get() {
-        return Ok(b);
-    }
-    load_report::install(verbose);
-    let b = LlamaBackend::init()
-        .map_err(|e| EngineError::Load(format!("cannot start llama.cpp: {e}")))?;
-    Ok(BACKEND.get_or_init(|| b))
-}
-
-/// Checks the model path before llama.cpp sees it, so that bad input gets a clear message.
-pub fn check_gguf_file(path: &Path) -> Result<(), EngineError> {
-    super::gguf_check::check(path).map(|_| ())
-}
-
-fn context_params(s: &LlamaCppSettings) -> LlamaContextParams {
-    let fa = match s.flash_attn {
-        FlashAttn::Auto => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
-        FlashAttn::On => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
-        FlashAttn::Off => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
-    };
-    let threads = i32::try_from(s.threads).unwrap_or(i32::MAX);
-    LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(s.ctx_size))
-        .with_n_batch(s.batch_size)
-        .with_n_ubatch(s.ubatch_size)
-        .with_n_threads(threads)
-        .with_n_threads_batch(threads)
-        .with_flash_attention_policy(fa)
-        .with_swa_full(s.swa_full)
-        // llama.cpp's own counters (llama_perf_context) are kept per run, as llama-server keeps them.
-        .with_no_perf(false)
-}
-
 impl LlamaCppEngine {
-    /// Loads the model and creates the context; this is the engine's load time.
-    pub fn load(settings: LlamaCppSettings) -> Result<Self, EngineError> {
-        check_gguf_file(&settings.model)?;
-        let backend = backend(settings.verbose)?;
-        let started = Instant::now();
-        let ngl = u32::try_from(settings.n_gpu_layers).unwrap_or(u32::MAX);
-        let params = LlamaModelParams::default().with_n_gpu_layers(ngl);
-        let (model, mut log) =
-            load_report::capture(|| LlamaModel::load_from_file(backend, &settings.model, &params));
-        let model = model.map_err(|e| {
-            EngineError::Load(format!(
-                "llama.cpp could not load {} ({e}): the file may be truncated or corrupt; download it again",
-                settings.model.display()
-            ))
-        })?;
-        let mut details = model_details(&model);
-        details.insert("sampler_chain".into(), json!(SAMPLER_CHAIN));
-        details.insert(
-            "gpu_offload_supported".into(),
-            json!(backend.supports_gpu_offload()),
-        );
-        let (loaded, context_log) = load_report::capture(|| {
-            Loaded::try_new(model, |model| {
-                model.new_context(backend, context_params(&settings))
-            })
-        });
-        log.extend(context_log);
-        let loaded = loaded.map_err(|e| {
-            EngineError::Load(format!(
-                "llama.cpp could not create a context of {} tokens ({e}): try a smaller --ctx-size or --batch-size",
-                settings.ctx_size
-            ))
-        })?;
-        let load_ms = started.elapsed().as_secs_f64() * 1e3;
-        let load_report = LoadReport::parse(&log);
-        let n_layer = loaded.borrow_owner().n_layer();
-        details.insert(
-            "offload".into(),
-            load_report.to_json(n_layer, settings.n_gpu_layers),
-        );
-        let eog_tokens = {
-            let vocab = loaded.borrow_owner().vocab();
-            vocab.tokens().filter(|&t| vocab.is_eog(t)).collect()
-        };
-        Ok(Self {
-            settings,
-            loaded,
-            eog_tokens,
-            load_ms,
-            details,
-            load_report,
-            piece: Vec::with_capacity(64),
-            cached: Vec::new(),
-        })
-    }
-
     /// A warning when `--n-gpu-layers` asked for GPU layers that llama.cpp did not offload (a
     /// build without a GPU backend runs every layer on the CPU).
     pub fn offload_warning(&self) -> Option<String> {
@@ -179,60 +82,6 @@ impl LlamaCppEngine {
     /// llama.cpp's load report: layers offloaded and the buffers that hold the model.
     pub fn load_report(&self) -> &LoadReport {
         &self.load_report
-    }
-
-    /// Whether `settings` can reuse this engine's loaded model (same file and GPU offload), so
-    /// that only the context is made anew.
-    pub fn reuses_model(&self, settings: &LlamaCppSettings) -> bool {
-        settings.model == self.settings.model && settings.n_gpu_layers == self.settings.n_gpu_layers
-    }
-
-    /// Applies new settings: a new context on the loaded model when [`Self::reuses_model`],
-    /// else a fresh load.
-    pub fn reconfigure(self, settings: LlamaCppSettings) -> Result<Self, EngineError> {
-        if !self.reuses_model(&settings) {
-            drop(self);
-            return Self::load(settings);
-        }
-        let backend = backend(settings.verbose)?;
-        let started = Instant::now();
-        let model = self.loaded.into_owner();
-        let (loaded, log) = load_report::capture(|| {
-            Loaded::try_new(model, |model| {
-                model.new_context(backend, context_params(&settings))
-            })
-        });
-        // The weights stay where they were; the context's buffers are new.
-        let mut load_report = self.load_report;
-        load_report.buffers.retain(|b| b.holds == "model");
-        load_report.buffers.extend(
-            LoadReport::parse(&log)
-                .buffers
-                .into_iter()
-                .filter(|b| b.holds != "model"),
-        );
-        let loaded = loaded.map_err(|e| {
-                EngineError::Load(format!(
-                    "llama.cpp could not create a context of {} tokens ({e}): try a smaller --ctx-size or --batch-size",
-                    settings.ctx_size
-                ))
-            })?;
-        let mut details = self.details;
-        let n_layer = loaded.borrow_owner().n_layer();
-        details.insert(
-            "offload".into(),
-            load_report.to_json(n_layer, settings.n_gpu_layers),
-        );
-        Ok(Self {
-            settings,
-            loaded,
-            load_ms: self.load_ms + started.elapsed().as_secs_f64() * 1e3,
-            details,
-            load_report,
-            eog_tokens: self.eog_tokens,
-            piece: self.piece,
-            cached: Vec::new(),
-        })
     }
 
     /// The settings this engine was loaded with.
@@ -274,44 +123,6 @@ impl LlamaCppEngine {
         chain.push(LlamaSampler::dist(s.seed));
         LlamaSampler::chain_simple(chain)
     }
-}
-
-fn model_details(model: &LlamaModel) -> Map<String, Value> {
-    let meta = |k: &str| model.meta_val_str(k).ok();
-    let devices: Vec<Value> = llama_cpp_2::list_llama_ggml_backend_devices()
-        .into_iter()
-        .map(|d| {
-            json!({"name": d.name, "description": d.description, "backend": d.backend,
-                   "memory_total_bytes": d.memory_total})
-        })
-        .collect();
-    let mut m = Map::new();
-    m.insert("architecture".into(), json!(meta("general.architecture")));
-    m.insert("model_name".into(), json!(meta("general.name")));
-    m.insert("file_type".into(), json!(meta("general.file_type")));
-    m.insert("n_params".into(), json!(model.n_params()));
-    m.insert("size_bytes".into(), json!(model.size()));
-    m.insert("n_layer".into(), json!(model.n_layer()));
-    m.insert("n_ctx_train".into(), json!(model.n_ctx_train()));
-    m.insert("n_vocab".into(), json!(model.n_vocab()));
-    m.insert("backend_devices".into(), Value::Array(devices));
-    m.insert("system_info".into(), json!(system_info()));
-    m
-}
-
-/// llama.cpp's own summary of the CPU features and backends it was built with.
-pub fn system_info() -> String {
-    // SAFETY: llama_print_system_info takes no arguments and returns a pointer to a static,
-    // NUL-terminated buffer owned by llama.cpp; we copy it out immediately.
-    let ptr = unsafe { llama_cpp_sys_2::llama_print_system_info() };
-    if ptr.is_null() {
-        return String::new();
-    }
-    // SAFETY: non-null, NUL-terminated, valid for the duration of this call (see above).
-    unsafe { std::ffi::CStr::from_ptr(ptr) }
-        .to_string_lossy()
-        .trim()
-        .to_string()
 }
 
 impl Engine for LlamaCppEngine {
@@ -479,27 +290,5 @@ impl Engine for LlamaCppEngine {
                 counters: Some(counters),
             })
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bad_model_paths_get_clear_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let missing = check_gguf_file(&dir.path().join("nope.gguf"))
-            .unwrap_err()
-            .to_string();
-        assert!(missing.contains("not found") && missing.contains("--model"));
-        let isdir = check_gguf_file(dir.path()).unwrap_err().to_string();
-        assert!(isdir.contains("is a directory"));
-        let txt = dir.path().join("x.gguf");
-        std::fs::write(&txt, "hello").unwrap();
-        assert!(check_gguf_file(&txt)
-            .unwrap_err()
-            .to_string()
-            .contains("not a GGUF file"));
     }
 }

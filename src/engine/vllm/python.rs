@@ -7,7 +7,6 @@ use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
 
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError};
 use pyo3::ffi;
@@ -15,15 +14,15 @@ use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyTuple};
 use serde_json::{json, Map, Value};
 
-use super::vllm::{find_python_env, thread_env, PythonEnv, VllmSettings, THREADS_BIND};
-use super::{
+use super::{find_python_env, thread_env, PythonEnv, VllmSettings, THREADS_BIND};
+use crate::engine::{
     Engine, EngineError, EngineInfo, Finish, Outcome, PreparedPrompt, PromptMode, Request,
 };
-use crate::measure::Recorder;
+use crate::measure::{LoadClock, LoadTime, LoadTimed, Recorder};
 use crate::prompts::PromptSpec;
 
 /// The Python side of the engine, compiled into the binary.
-const DRIVER_SOURCE: &str = include_str!("../../python/inproc_bench_vllm.py");
+const DRIVER_SOURCE: &str = include_str!("../../../python/inproc_bench_vllm.py");
 
 /// The interpreter this process started, or why it could not; Python starts once per process.
 static INTERPRETER: OnceLock<Result<PathBuf, String>> = OnceLock::new();
@@ -185,12 +184,13 @@ pub struct VllmEngine {
 }
 
 impl VllmEngine {
-    /// Starts Python in the environment, imports vLLM and builds its engine on the model.
-    pub fn load(settings: VllmSettings) -> Result<Self, EngineError> {
+    /// Starts Python in the environment, imports vLLM and builds its engine on the model; the
+    /// caller times it, and the end of the Python start (interpreter and driver module) is marked
+    /// on `clock` as [`PYTHON_STARTED`].
+    pub fn load(settings: VllmSettings, clock: &mut LoadClock) -> Result<Self, EngineError> {
         settings.check_model()?;
         let env = find_python_env(settings.python_env.as_deref())?;
         check_env_python(&env)?;
-        let started = Instant::now();
         start_interpreter(&env)?;
         let verbose = settings.verbose;
         let model = settings
@@ -198,8 +198,8 @@ impl VllmEngine {
             .canonicalize()
             .unwrap_or_else(|_| settings.model.clone());
         let engine_args = Value::Object(settings.engine_args());
-        let (driver, info, python_start_ms) = Python::attach(|py| {
-            let load = || -> PyResult<(Py<PyAny>, Value, f64)> {
+        let (driver, info) = Python::attach(|py| {
+            let mut load = || -> PyResult<(Py<PyAny>, Value)> {
                 let source = CString::new(DRIVER_SOURCE)
                     .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
                 let module = PyModule::from_code(
@@ -208,7 +208,7 @@ impl VllmEngine {
                     c"inproc_bench_vllm.py",
                     c"inproc_bench_vllm",
                 )?;
-                let python_start_ms = started.elapsed().as_secs_f64() * 1e3;
+                clock.mark(PYTHON_STARTED);
                 let kwargs = PyDict::new(py);
                 kwargs.set_item("verbose", verbose)?;
                 kwargs.set_item("threads", settings.threads)?;
@@ -223,23 +223,20 @@ impl VllmEngine {
                     Some(&kwargs),
                 )?;
                 let info = from_python(&driver.call_method0("info")?)?;
-                Ok((driver.unbind(), info, python_start_ms))
+                Ok((driver.unbind(), info))
             };
             load().map_err(|e| EngineError::Load(describe(py, &e, verbose)))
         })?;
-        let load_ms = started.elapsed().as_secs_f64() * 1e3;
-        let mut details = match info {
+        let details = match info {
             Value::Object(m) => m,
             other => Map::from_iter([("info".to_string(), other)]),
         };
-        details.insert("python_start_ms".into(), json!(python_start_ms));
-        details.insert("engine_start_ms".into(), json!(load_ms - python_start_ms));
         let max_model_len = details.get("max_model_len").and_then(Value::as_u64);
         Ok(Self {
             settings,
             env,
             driver,
-            load_ms,
+            load_ms: 0.0,
             details,
             max_model_len,
         })
@@ -262,6 +259,22 @@ impl VllmEngine {
     ) -> Result<T, EngineError> {
         let verbose = self.settings.verbose;
         Python::attach(|py| f(self.driver.bind(py)).map_err(|e| wrap(describe(py, &e, verbose))))
+    }
+}
+
+/// The phase mark at the end of the Python start: the interpreter up and the driver module loaded.
+pub const PYTHON_STARTED: &str = "python_start";
+
+impl LoadTimed for VllmEngine {
+    /// The load time, split into `python_start_ms` (interpreter and driver module) and
+    /// `engine_start_ms` (vLLM's engine: model, KV cache, warm-up) in the details.
+    fn loaded_in(&mut self, load: &LoadTime) {
+        self.load_ms = load.ms;
+        if let Some(python) = load.phase(PYTHON_STARTED) {
+            self.details.insert("python_start_ms".into(), json!(python));
+            self.details
+                .insert("engine_start_ms".into(), json!(load.ms - python));
+        }
     }
 }
 

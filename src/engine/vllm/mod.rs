@@ -1,6 +1,16 @@
 //! The vLLM engine's settings, Python environment lookup and `vllm serve` command line; the engine
-//! itself is `super::VllmEngine` (`vllm_python.rs` with feature `vllm`, else a stand-in that says
-//! which feature to build with).
+//! itself is [`VllmEngine`]: `python.rs` (CPython embedded, feature `vllm`), else `missing.rs`, a
+//! stand-in that says which feature to build with.
+
+#[cfg(not(feature = "vllm"))]
+mod missing;
+#[cfg(feature = "vllm")]
+mod python;
+
+#[cfg(not(feature = "vllm"))]
+pub use missing::VllmEngine;
+#[cfg(feature = "vllm")]
+pub use python::VllmEngine;
 
 use std::path::{Path, PathBuf};
 

@@ -1,188 +1,29 @@
-//! A small GGUF reader: header, metadata key/values and tensor infos (name, shape, ggml type,
-//! offset), with each tensor's byte size from its type. It never reads tensor data, checks every
-//! length against the file's size before allocating, and turns any malformed input into a
-//! [`GgufError`], never a panic.
-//!
-//! Format (GGUF versions 2 and 3, little-endian): magic `GGUF`, version `u32`, tensor count
-//! `u64`, metadata count `u64`; each metadata entry is a string key, a `u32` value type and the
-//! value; each tensor info is a string name, `u32` dimension count, `u64` dimensions, `u32` ggml
-//! type and `u64` offset into the data section, which starts at the next multiple of
-//! `general.alignment` (default 32) after the infos. Strings are a `u64` length and UTF-8 bytes.
+//! Reading GGUF bytes: every read bounds-checked against the file's length (a count or length
+//! is checked before anything is allocated for it), skips within the read buffer, and the
+//! header, metadata and tensor infos parsed into a [`GgufFile`].
 
-use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::io::{BufReader, Read, Seek};
 
 use indexmap::IndexMap;
 
-use super::ggml_type::{GgmlType, TYPE_COUNT};
-
-/// Why a file could not be read as GGUF.
-#[derive(Debug, thiserror::Error)]
-pub enum GgufError {
-    /// The file could not be opened or read.
-    #[error("cannot read {path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// The first four bytes are not `GGUF`.
-    #[error("not a GGUF file (no GGUF magic at the start)")]
-    NotGguf,
-    /// A version this reader does not know.
-    #[error("GGUF version {0} is not supported (versions 2 and 3 are)")]
-    Version(u32),
-    /// The file ends inside the header, the metadata or the tensor infos.
-    #[error("the file ends inside {0}: it is truncated or not GGUF")]
-    Truncated(String),
-    /// A value that no valid file holds.
-    #[error("malformed GGUF: {0}")]
-    Malformed(String),
-    /// A tensor of a ggml type this build does not know.
-    #[error("tensor {tensor} has ggml type {id}, which llama.cpp b11434 does not know (0–{}): its size cannot be computed", TYPE_COUNT - 1)]
-    UnknownType {
-        /// The tensor's name.
-        tensor: String,
-        /// The type id in the file.
-        id: u32,
-    },
-}
-
-/// A metadata value. Arrays keep their element type and length; their values are kept for
-/// integer arrays of at most [`MAX_KEPT_ARRAY`] elements (per-layer hyperparameters), skipped
-/// otherwise (token lists).
-#[derive(Debug, Clone, PartialEq)]
-pub enum MetaValue {
-    /// Any unsigned integer type.
-    UInt(u64),
-    /// Any signed integer type.
-    Int(i64),
-    /// `f32` or `f64`.
-    Float(f64),
-    /// A boolean.
-    Bool(bool),
-    /// A string.
-    Str(String),
-    /// An array: value type, length, and the values when kept.
-    Array {
-        /// GGUF value type of the elements.
-        elem_type: u32,
-        /// Number of elements.
-        len: u64,
-        /// The elements, for integer arrays of at most [`MAX_KEPT_ARRAY`] elements.
-        ints: Option<Vec<i64>>,
-    },
-}
-
-/// Integer arrays up to this length keep their values.
-pub const MAX_KEPT_ARRAY: u64 = 65_536;
-
-/// One tensor's description.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TensorInfo {
-    /// Name (`blk.0.attn_q.weight`).
-    pub name: String,
-    /// Dimensions, innermost first (ggml's `ne`).
-    pub dims: Vec<u64>,
-    /// Storage type.
-    pub ggml_type: GgmlType,
-    /// Offset in the data section.
-    pub offset: u64,
-    /// Bytes the tensor takes.
-    pub n_bytes: u64,
-}
-
-impl TensorInfo {
-    /// Bytes of one row (the innermost dimension), e.g. one token's embedding.
-    pub fn row_bytes(&self) -> u64 {
-        self.dims
-            .first()
-            .and_then(|&n| self.ggml_type.row_bytes(n))
-            .unwrap_or(self.n_bytes)
-    }
-}
-
-/// What a GGUF file says of its model.
-#[derive(Debug, Clone)]
-pub struct GgufFile {
-    /// Format version.
-    pub version: u32,
-    /// Metadata, in file order.
-    pub metadata: IndexMap<String, MetaValue>,
-    /// Tensor infos, in file order.
-    pub tensors: Vec<TensorInfo>,
-    /// Where the data section starts.
-    pub data_offset: u64,
-    /// The file's size.
-    pub file_size: u64,
-}
-
-impl GgufFile {
-    /// Reads the header, metadata and tensor infos of the GGUF file at `path`.
-    pub fn open(path: &Path) -> Result<GgufFile, GgufError> {
-        let io = |source| GgufError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let file = File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        parse(BufReader::new(file), len)
-    }
-
-    /// A metadata value.
-    pub fn get(&self, key: &str) -> Option<&MetaValue> {
-        self.metadata.get(key)
-    }
-
-    /// A string value.
-    pub fn get_str(&self, key: &str) -> Option<&str> {
-        match self.get(key)? {
-            MetaValue::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// A non-negative integer value.
-    pub fn get_u64(&self, key: &str) -> Option<u64> {
-        match *self.get(key)? {
-            MetaValue::UInt(v) => Some(v),
-            MetaValue::Int(v) => u64::try_from(v).ok(),
-            _ => None,
-        }
-    }
-
-    /// A per-layer value: an integer array of `n` elements, or one integer for every layer.
-    pub fn get_per_layer(&self, key: &str, n: usize) -> Option<Vec<u64>> {
-        match self.get(key)? {
-            MetaValue::Array { ints: Some(v), .. } if v.len() == n => {
-                v.iter().map(|&x| u64::try_from(x).ok()).collect()
-            }
-            MetaValue::Array { .. } => None,
-            _ => self.get_u64(key).map(|v| vec![v; n]),
-        }
-    }
-
-    /// The architecture (`llama`, `qwen3`, …).
-    pub fn architecture(&self) -> Option<&str> {
-        self.get_str("general.architecture")
-    }
-
-    /// A tensor by name.
-    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
-        self.tensors.iter().find(|t| t.name == name)
-    }
-}
+use super::ggml_type::GgmlType;
+use super::{GgufError, GgufFile, MetaValue, TensorInfo, MAX_KEPT_ARRAY};
 
 /// Reads a byte stream of `len` bytes with bounds checks.
 struct Reader<R> {
-    inner: R,
+    inner: BufReader<R>,
     pos: u64,
     len: u64,
 }
 
 impl<R: Read + Seek> Reader<R> {
+    fn cut(&self, what: &str) -> GgufError {
+        GgufError::Truncated {
+            what: what.into(),
+            at: self.pos,
+        }
+    }
+
     fn remaining(&self) -> u64 {
         self.len.saturating_sub(self.pos)
     }
@@ -190,11 +31,11 @@ impl<R: Read + Seek> Reader<R> {
     fn bytes<const N: usize>(&mut self, what: &str) -> Result<[u8; N], GgufError> {
         let mut buf = [0u8; N];
         if self.remaining() < N as u64 {
-            return Err(GgufError::Truncated(what.into()));
+            return Err(self.cut(what));
         }
         self.inner
             .read_exact(&mut buf)
-            .map_err(|_| GgufError::Truncated(what.into()))?;
+            .map_err(|_| self.cut(what))?;
         self.pos += N as u64;
         Ok(buf)
     }
@@ -209,12 +50,13 @@ impl<R: Read + Seek> Reader<R> {
 
     fn skip(&mut self, n: u64, what: &str) -> Result<(), GgufError> {
         if n > self.remaining() {
-            return Err(GgufError::Truncated(what.into()));
+            return Err(self.cut(what));
         }
-        let delta = i64::try_from(n).map_err(|_| GgufError::Truncated(what.into()))?;
+        let delta = i64::try_from(n).map_err(|_| self.cut(what))?;
+        // Within the buffer this moves in it; past it, one seek.
         self.inner
-            .seek(SeekFrom::Current(delta))
-            .map_err(|_| GgufError::Truncated(what.into()))?;
+            .seek_relative(delta)
+            .map_err(|_| self.cut(what))?;
         self.pos += n;
         Ok(())
     }
@@ -222,14 +64,15 @@ impl<R: Read + Seek> Reader<R> {
     fn string(&mut self, what: &str) -> Result<String, GgufError> {
         let n = self.u64(what)?;
         if n > self.remaining() {
-            return Err(GgufError::Truncated(what.into()));
+            return Err(self.cut(what));
         }
         let mut buf = vec![0u8; n as usize];
         self.inner
             .read_exact(&mut buf)
-            .map_err(|_| GgufError::Truncated(what.into()))?;
+            .map_err(|_| self.cut(what))?;
         self.pos += n;
-        String::from_utf8(buf).map_err(|_| GgufError::Malformed(format!("{what} is not UTF-8")))
+        // As llama.cpp, which does not require UTF-8 either.
+        Ok(String::from_utf8_lossy(&buf).into_owned())
     }
 
     /// One scalar of GGUF value type `t` (not an array).
@@ -275,7 +118,7 @@ impl<R: Read + Seek> Reader<R> {
                 let bytes = len
                     .checked_mul(size)
                     .filter(|&b| b <= self.remaining())
-                    .ok_or_else(|| GgufError::Truncated(what.into()))?;
+                    .ok_or_else(|| self.cut(what))?;
                 let integer = !matches!(elem_type, 6 | 7 | 12);
                 if integer && len <= MAX_KEPT_ARRAY {
                     let ints = (0..len)
@@ -297,7 +140,7 @@ impl<R: Read + Seek> Reader<R> {
             // Strings: each carries its own length; every element holds at least 8 bytes.
             None if elem_type == 8 => {
                 if len > self.remaining() / 8 {
-                    return Err(GgufError::Truncated(what.into()));
+                    return Err(self.cut(what));
                 }
                 for _ in 0..len {
                     let n = self.u64(what)?;
@@ -320,7 +163,11 @@ impl<R: Read + Seek> Reader<R> {
 
 /// Parses a GGUF stream of `len` bytes (the header, metadata and tensor infos; no tensor data).
 pub fn parse<R: Read + Seek>(inner: R, len: u64) -> Result<GgufFile, GgufError> {
-    let mut r = Reader { inner, pos: 0, len };
+    let mut r = Reader {
+        inner: BufReader::with_capacity(64 << 10, inner),
+        pos: 0,
+        len,
+    };
     let magic = r.bytes::<4>("the magic").map_err(|_| GgufError::NotGguf)?;
     if &magic != b"GGUF" {
         return Err(GgufError::NotGguf);
@@ -338,7 +185,7 @@ pub fn parse<R: Read + Seek>(inner: R, len: u64) -> Result<GgufFile, GgufError> 
     let n_kv = r.u64("the header")?;
     // Every metadata entry takes at least 12 bytes and every tensor info at least 24.
     if n_kv > r.remaining() / 12 || n_tensors > r.remaining() / 24 {
-        return Err(GgufError::Truncated(format!(
+        return Err(r.cut(&format!(
             "the metadata ({n_kv} entries and {n_tensors} tensors announced)"
         )));
     }
@@ -361,25 +208,27 @@ pub fn parse<R: Read + Seek>(inner: R, len: u64) -> Result<GgufFile, GgufError> 
             )))
         }
     };
-    let data_offset = r.pos.div_ceil(alignment) * alignment;
-    for t in &tensors {
-        let end = data_offset
-            .checked_add(t.offset)
-            .and_then(|s| s.checked_add(t.n_bytes));
-        if end.is_none_or(|e| e > len) {
-            return Err(GgufError::Truncated(format!(
-                "the data of tensor {} (the file is {len} bytes)",
-                t.name
-            )));
-        }
-    }
-    Ok(GgufFile {
+    let data_offset = r.pos.div_ceil(alignment).saturating_mul(alignment);
+    let file = GgufFile {
         version,
         metadata,
         tensors,
         data_offset,
         file_size: len,
-    })
+    };
+    let end = |t: &TensorInfo| {
+        data_offset
+            .saturating_add(t.offset)
+            .saturating_add(t.n_bytes)
+    };
+    if let Some(cut) = file.tensors.iter().find(|t| end(t) > len) {
+        return Err(GgufError::ShortData {
+            needed: file.data_end(),
+            len,
+            tensor: cut.name.clone(),
+        });
+    }
+    Ok(file)
 }
 
 fn tensor_info<R: Read + Seek>(r: &mut Reader<R>, i: u64) -> Result<TensorInfo, GgufError> {

@@ -1,9 +1,11 @@
 //! Stand-in for the vLLM engine in builds without the `vllm` feature: same interface, and loading
 //! says which feature to build with.
 
-use super::vllm::{PythonEnv, VllmSettings};
-use super::{Engine, EngineError, EngineInfo, Outcome, PreparedPrompt, PromptMode, Request};
-use crate::measure::Recorder;
+use super::{PythonEnv, VllmSettings};
+use crate::engine::{
+    Engine, EngineError, EngineInfo, Outcome, PreparedPrompt, PromptMode, Request,
+};
+use crate::measure::{LoadClock, LoadTime, LoadTimed, Recorder};
 use crate::prompts::PromptSpec;
 
 /// The vLLM engine; this build has none, so it cannot be made.
@@ -11,7 +13,7 @@ pub enum VllmEngine {}
 
 impl VllmEngine {
     /// Always fails: the binary was built without the `vllm` feature.
-    pub fn load(_settings: VllmSettings) -> Result<Self, EngineError> {
+    pub fn load(_settings: VllmSettings, _clock: &mut LoadClock) -> Result<Self, EngineError> {
         Err(EngineError::NotCompiled {
             engine: "vllm",
             feature: "vllm",
@@ -20,6 +22,12 @@ impl VllmEngine {
 
     /// The Python environment this engine runs in (never reached: no engine exists).
     pub fn python_env(&self) -> &PythonEnv {
+        match *self {}
+    }
+}
+
+impl LoadTimed for VllmEngine {
+    fn loaded_in(&mut self, _: &LoadTime) {
         match *self {}
     }
 }
