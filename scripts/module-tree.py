@@ -109,11 +109,21 @@ def main():
     test_arrows = defaultdict(set)  # arrows that only unit tests draw
     clap_users = set()
     sizes = {}
+    test_files = set()  # files declared `#[cfg(test)] mod name;`: unit tests kept in their own file
+    for rel in files:
+        with open(os.path.join(src, rel), encoding="utf-8") as f:
+            raw = f.read()
+        base = os.path.dirname(rel) if os.path.basename(rel) in ("mod.rs", "lib.rs", "main.rs") else rel[:-3]
+        for m in re.finditer(r"#\[cfg\(test\)\]\s*(?:pub\s+)?mod\s+(\w+)\s*;", raw):
+            test_files.add(os.path.normpath(os.path.join(base, m.group(1) + ".rs")))
+            test_files.add(os.path.normpath(os.path.join(base, m.group(1), "mod.rs")))
     for rel in files:
         with open(os.path.join(src, rel), encoding="utf-8") as f:
             raw = f.read()
         sizes[rel] = raw.count("\n")
         text, tests = split_tests(strip_comments(raw))
+        if rel in test_files:
+            text, tests = "", text + tests
         me = top_module(rel)
         found = imports(text)
         if me in ("lib", "main"):

@@ -47,13 +47,7 @@ fn flag_err(flag: &'static str, msg: impl Into<String>) -> PlanError {
     }
 }
 
-/// Physical cores, falling back to logical CPUs.
-pub fn default_threads() -> u32 {
-    let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
-    sysinfo::System::physical_core_count()
-        .unwrap_or(logical)
-        .clamp(1, logical) as u32
-}
+pub use crate::telemetry::system::default_threads;
 
 /// One combination of engine settings.
 #[derive(Debug, Clone)]

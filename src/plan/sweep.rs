@@ -45,17 +45,7 @@ pub fn expand<const N: usize>(axes: &[Axis; N]) -> Vec<([usize; N], Map<String, 
         .collect()
 }
 
-/// Label of a sweep combination, e.g. `threads=2,n_gpu_layers=0`; empty without a sweep.
-pub fn sweep_label(sweep: &Map<String, Value>) -> String {
-    sweep
-        .iter()
-        .map(|(k, v)| match v {
-            Value::String(s) => format!("{k}={s}"),
-            other => format!("{k}={other}"),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
+pub use crate::settings::sweep_label;
 
 #[cfg(test)]
 mod tests {

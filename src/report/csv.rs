@@ -92,7 +92,7 @@ pub fn render_entries(entries: &[Entry<'_>]) -> String {
     out.push('\n');
     for e in entries {
         let r = e.result;
-        let sweep = crate::plan::sweep_label(&r.sweep);
+        let sweep = crate::settings::sweep_label(&r.sweep);
         for (prompt, p) in &r.prompts {
             let mut row: Vec<String> = vec![
                 e.file.timestamp.clone(),

@@ -90,7 +90,10 @@ pub fn resolve(
         .and_then(Value::as_u64)
         .or_else(|| e.details.get("torch_threads").and_then(Value::as_u64))
         .or_else(|| server_arg(e, &set::THREADS).and_then(|t| t.parse().ok()))
-        .map_or_else(|| crate::plan::default_threads() as usize, |t| t as usize);
+        .map_or_else(
+            || crate::telemetry::system::default_threads() as usize,
+            |t| t as usize,
+        );
     if is_dir {
         // vLLM: everything on its device; the KV cache in the model's dtype (cache dtype auto).
         let on_gpu = match e.details.get("device").and_then(Value::as_str) {

@@ -151,6 +151,18 @@ pub fn server_args(table: &[SettingSpec], settings: &Map<String, Value>) -> Vec<
     args
 }
 
+/// Label of a sweep combination, e.g. `threads=2,n_gpu_layers=0`; empty without a sweep.
+pub fn sweep_label(sweep: &Map<String, Value>) -> String {
+    sweep
+        .iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

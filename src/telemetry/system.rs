@@ -47,6 +47,14 @@ pub fn tool_info() -> ToolInfo {
     }
 }
 
+/// Physical cores, falling back to logical CPUs.
+pub fn default_threads() -> u32 {
+    let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
+    sysinfo::System::physical_core_count()
+        .unwrap_or(logical)
+        .clamp(1, logical) as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
