@@ -1,5 +1,6 @@
 //! The vLLM engine (feature `vllm`): CPython embedded through pyo3 runs vLLM's `LLMEngine` in this
-//! process and thread, driven by `python/inproc_bench_vllm.py` (compiled into the binary); a Rust
+//! process and thread, driven by `python/inproc_bench_vllm.py` and its helpers
+//! `python/inproc_bench_vllm_env.py` (both compiled into the binary); a Rust
 //! callback hands each step's new tokens to the recorder the moment vLLM returns them.
 
 use std::ffi::{CStr, CString};
@@ -21,8 +22,10 @@ use crate::engine::{
 use crate::measure::{LoadClock, LoadTime, LoadTimed, Recorder};
 use crate::prompts::PromptSpec;
 
-/// The Python side of the engine, compiled into the binary.
+/// The Python side of the engine, compiled into the binary: the driver, and the helpers it imports
+/// (loaded first, so that its `import` finds them).
 const DRIVER_SOURCE: &str = include_str!("../../../python/inproc_bench_vllm.py");
+const DRIVER_ENV_SOURCE: &str = include_str!("../../../python/inproc_bench_vllm_env.py");
 
 /// The interpreter this process started, or why it could not; Python starts once per process.
 static INTERPRETER: OnceLock<Result<PathBuf, String>> = OnceLock::new();
@@ -200,11 +203,18 @@ impl VllmEngine {
         let engine_args = Value::Object(settings.engine_args());
         let (driver, info) = Python::attach(|py| {
             let mut load = || -> PyResult<(Py<PyAny>, Value)> {
-                let source = CString::new(DRIVER_SOURCE)
-                    .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+                let code = |text: &str| {
+                    CString::new(text).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+                };
+                PyModule::from_code(
+                    py,
+                    &code(DRIVER_ENV_SOURCE)?,
+                    c"inproc_bench_vllm_env.py",
+                    c"inproc_bench_vllm_env",
+                )?;
                 let module = PyModule::from_code(
                     py,
-                    &source,
+                    &code(DRIVER_SOURCE)?,
                     c"inproc_bench_vllm.py",
                     c"inproc_bench_vllm",
                 )?;
