@@ -48,13 +48,13 @@
 //! interpolation between closest ranks (numpy's default `linear` method).
 
 pub mod json_float;
-pub mod load;
+pub mod load_clock;
 pub mod metrics;
 pub mod recorder;
 pub mod significance;
 pub mod stats;
 
-pub use load::{time_load, LoadClock, LoadTime, LoadTimed};
+pub use load_clock::{time_load, LoadClock, LoadTime, LoadTimed};
 pub use metrics::RunMetrics;
 pub use recorder::{Recorder, RunTrace, StopFlag};
 pub use stats::Summary;
