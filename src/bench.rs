@@ -237,6 +237,9 @@ fn warn_failed_runs(file: &ResultsFile) {
 
 /// Runs a benchmark as `args` describe; the results file is written even when the run is cut short.
 pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    if crate::load::requested(args) {
+        return crate::load::run(args);
+    }
     let plan = Plan::from_args(args)?;
     let started = Local::now();
     let output: PathBuf = match &args.output {

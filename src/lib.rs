@@ -14,6 +14,7 @@ pub mod cli;
 pub mod compare;
 pub mod compare_http;
 pub mod engine;
+pub mod load;
 pub mod measure;
 pub mod plan;
 pub mod progress;

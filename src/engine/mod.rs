@@ -6,9 +6,13 @@ pub mod http;
 pub mod http_client;
 pub mod llamacpp;
 pub mod mock;
+pub mod mock_batch;
 pub mod proc_env;
 pub mod sse;
+pub mod streams;
 pub mod vllm;
+#[cfg(feature = "vllm")]
+pub mod vllm_load;
 #[cfg(feature = "vllm")]
 mod vllm_python;
 #[cfg(not(feature = "vllm"))]

@@ -47,6 +47,7 @@
 //! interpolation between closest ranks (numpy's default `linear` method).
 
 pub mod json_float;
+pub mod load;
 pub mod metrics;
 pub mod recorder;
 pub mod significance;

@@ -2,6 +2,7 @@
 
 pub mod command;
 pub mod csv;
+pub mod load;
 pub mod markdown;
 pub mod plot;
 pub mod roofline;

@@ -1,0 +1,298 @@
+//! Load in-process: levels of concurrent requests (a closed loop of N in flight, or an open loop
+//! of seeded Poisson arrivals) on an engine's multi-stream side, with per-request stamps on one
+//! clock, per-level throughput, goodput and latency, written as a results file with a `load`
+//! section. See docs/load.md.
+
+pub mod plan;
+pub mod runner;
+pub mod shape;
+pub mod workload;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use chrono::Local;
+use indexmap::IndexMap;
+
+use crate::cli::{EngineKind, RunArgs};
+use crate::engine::llamacpp::LlamaCppBatch;
+use crate::engine::mock_batch::MockBatch;
+use crate::engine::streams::BatchEngine;
+use crate::engine::vllm::VllmSettings;
+use crate::engine::EngineError;
+use crate::measure::load::summarize;
+use crate::measure::StopFlag;
+use crate::plan::{EnginePlan, Plan};
+use crate::progress::Progress;
+use crate::results::load::{LevelResult, LoadFile, LoadSection};
+use crate::results::schema::RunConfig;
+use crate::results::{write, ResultsFile, SCHEMA_VERSION};
+use crate::telemetry::system;
+
+pub use plan::{requested, LoadPlan};
+use shape::{Bound, Level, LoadShape};
+use workload::{PromptTokens, Workload};
+
+#[cfg(feature = "vllm")]
+fn load_vllm(s: &VllmSettings) -> Result<Box<dyn BatchEngine>, EngineError> {
+    Ok(Box::new(crate::engine::vllm_load::VllmLoad::load(
+        s.clone(),
+    )?))
+}
+
+#[cfg(not(feature = "vllm"))]
+fn load_vllm(_: &VllmSettings) -> Result<Box<dyn BatchEngine>, EngineError> {
+    Err(EngineError::NotCompiled {
+        engine: "vllm",
+        feature: "vllm",
+    })
+}
+
+/// What to load, checked before anything loads.
+enum Target {
+    LlamaCpp(crate::engine::llamacpp::LlamaCppSettings),
+    Vllm(VllmSettings),
+    Mock(crate::engine::mock::MockSettings),
+}
+
+fn target(args: &RunArgs, plan: &Plan, lp: &LoadPlan) -> anyhow::Result<Target> {
+    if args.compare_http || args.backend.is_some() || args.engine == EngineKind::Http {
+        bail!("--concurrency/--request-rate: load runs in-process: use --engine llamacpp, vllm (drop --url, --backend and --compare-http)");
+    }
+    Ok(match &plan.engine {
+        EnginePlan::LlamaCpp(combos) => {
+            let [combo] = combos.as_slice() else {
+                bail!(
+                    "--concurrency/--request-rate: measure one llama.cpp setting, and these flags make {} combinations: give single values for the llama.cpp flags (the load levels are the sweep)",
+                    combos.len()
+                );
+            };
+            let need = lp
+                .synthetic
+                .map(|s| Workload::synthetic(s, 2, 0).max_need());
+            lp.check_context(combo.settings.ctx_size, need)?;
+            Target::LlamaCpp(combo.settings.clone())
+        }
+        EnginePlan::Vllm(s) => Target::Vllm(s.clone()),
+        EnginePlan::Mock(s) => Target::Mock(s.clone()),
+        _ => bail!("--concurrency/--request-rate: load runs in-process: use --engine llamacpp or vllm"),
+    })
+}
+
+fn load_engine(t: &Target, streams: u32) -> Result<Box<dyn BatchEngine>, EngineError> {
+    Ok(match t {
+        Target::LlamaCpp(s) => Box::new(LlamaCppBatch::load(s.clone(), streams)?),
+        Target::Vllm(s) => load_vllm(s)?,
+        Target::Mock(s) => Box::new(MockBatch::new(s.clone(), streams as usize)),
+    })
+}
+
+fn workload(
+    engine: &mut dyn BatchEngine,
+    lp: &LoadPlan,
+    plan: &Plan,
+) -> Result<Workload, EngineError> {
+    if let Some(s) = lp.synthetic {
+        return Ok(Workload::synthetic(s, engine.vocab_size(), lp.seed));
+    }
+    let mut list = Vec::new();
+    for p in &plan.prompts {
+        list.push(PromptTokens {
+            name: p.name.clone(),
+            ids: engine.prompt_tokens(p, &plan.suite.mode)?,
+            max_tokens: p.max_tokens,
+        });
+    }
+    Ok(Workload::Prompts(list))
+}
+
+fn bound_label(b: &Bound) -> String {
+    match b {
+        Bound::Requests(n) => format!("requests={n}"),
+        Bound::Duration(d) => format!("duration={}", d.as_secs_f64()),
+    }
+}
+
+/// Runs the load levels the flags ask for and writes their results; the file is written even
+/// when Ctrl-C cuts a level short (the finished requests are kept).
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let lp = LoadPlan::from_args(args)?;
+    let plan = Plan::from_args(args)?;
+    let target = target(args, &plan, &lp)?;
+    let started = Local::now();
+    let output: PathBuf = match &args.output {
+        Some(p) => p.clone(),
+        None => write::default_path(
+            &args.results_dir,
+            &args.scenario,
+            &started.format("%Y%m%d_%H%M%S").to_string(),
+        ),
+    };
+    write::check_writable(&output)?;
+    let stop = StopFlag::new();
+    crate::signals::install(&stop);
+    let progress = Progress::new(!args.quiet);
+    progress.status("loading the engine");
+    let mut engine = match load_engine(&target, lp.streams()) {
+        Ok(e) => e,
+        Err(_) if stop.is_raised() => {
+            progress.finish();
+            eprintln!("stopped before any request finished");
+            return Ok(ExitCode::from(crate::signals::exit_code()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let workload = workload(engine.as_mut(), &lp, &plan)?;
+    let need = workload.max_need();
+    if need > engine.tokens_per_stream() {
+        bail!(
+            "a request needs up to {need} tokens but each of the engine's {} streams holds {}: raise --ctx-size (llama.cpp) or --max-model-len (vLLM), or lower the lengths or the concurrency",
+            engine.max_streams(),
+            engine.tokens_per_stream()
+        );
+    }
+    let info = engine.info();
+    let sampling = &plan.suite.sampling;
+    if args.warmup > 0 && !stop.is_raised() {
+        progress.status(&format!("warm-up: {} requests", args.warmup));
+        let first = lp.levels[0];
+        let warm = LoadShape {
+            level: Level::Concurrency(first.streams().unwrap_or(plan::DEFAULT_OPEN_LOOP_STREAMS)),
+            bound: Bound::Requests(args.warmup),
+            ..first
+        };
+        runner::run_level(engine.as_mut(), &warm, &workload, sampling, &stop);
+    }
+    let mut levels = IndexMap::new();
+    let mut interrupted = stop.is_raised();
+    let mut engine_error = None;
+    for shape in &lp.levels {
+        if interrupted {
+            break;
+        }
+        let label = shape.level.label();
+        progress.status(&format!("{} {label}", info.key));
+        let run = runner::run_level(engine.as_mut(), shape, &workload, sampling, &stop);
+        let rate = match shape.level {
+            Level::Rate(r) => Some(r),
+            Level::Concurrency(_) => None,
+        };
+        let summary = summarize(&run.samples, rate.filter(|r| r.is_finite()), lp.slo);
+        let mut settings = info.settings.clone();
+        settings.insert(
+            "streams_in_flight_max".into(),
+            runner::stream_limit(engine.as_ref(), shape).into(),
+        );
+        let incomplete_reason = if run.interrupted {
+            Some("interrupted by the user".to_string())
+        } else {
+            run.engine_error.clone()
+        };
+        levels.insert(
+            format!("{}@{label}", info.key),
+            LevelResult {
+                engine: info.key.clone(),
+                version: format!("{} {}", info.name, info.version),
+                model: info.model.clone(),
+                settings,
+                load_ms: info.load_ms,
+                level: label,
+                concurrency: match shape.level {
+                    Level::Concurrency(n) => Some(n),
+                    Level::Rate(_) => None,
+                },
+                request_rate: rate,
+                bound: bound_label(&shape.bound),
+                complete: incomplete_reason.is_none(),
+                incomplete_reason,
+                summary,
+                requests: run.samples,
+            },
+        );
+        interrupted |= run.interrupted;
+        if run.engine_error.is_some() {
+            engine_error = run.engine_error;
+            break;
+        }
+    }
+    progress.finish();
+    drop(engine);
+
+    let incomplete_reason = if interrupted && crate::signals::terminated() {
+        Some("terminated (SIGTERM)".to_string())
+    } else if interrupted {
+        Some("interrupted by the user".to_string())
+    } else {
+        engine_error.clone()
+    };
+    let file = LoadFile {
+        base: ResultsFile {
+            schema_version: SCHEMA_VERSION,
+            timestamp: started.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+            scenario: args.scenario.clone(),
+            config: RunConfig {
+                warmup_runs: args.warmup,
+                measurement_runs: 1,
+                prompt: lp.synthetic.is_none().then(|| args.prompt.clone()),
+                prompt_file: args.prompt_file.as_ref().map(|p| p.display().to_string()),
+                prompt_mode: Some(if args.raw_prompt { "raw" } else { "chat" }.into()),
+                chat_template: args.chat_template.clone(),
+                max_tokens: args.max_tokens,
+                ignore_eos: Some(sampling.ignore_eos),
+                temperature: Some(sampling.temperature),
+                seed: Some(sampling.seed),
+                prefix_cache: Some(sampling.prefix_cache),
+                command_line: crate::redact::command_line(std::env::args()),
+            },
+            results: IndexMap::new(),
+            complete: incomplete_reason.is_none(),
+            incomplete_reason,
+            finished_at: Some(Local::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
+            tool: Some(system::tool_info()),
+            system: Some(system::system_info()),
+            http_comparison: None,
+        },
+        load: LoadSection {
+            workload: workload.describe(),
+            seed: lp.seed,
+            burstiness: args.burstiness,
+            max_concurrency: args.max_concurrency,
+            slo: lp.slo,
+            warmup_requests: args.warmup,
+            levels,
+        },
+    };
+    let mut text = serde_json::to_string_pretty(&file).context("cannot encode the results")?;
+    text.push('\n');
+    let output = match write::write_text_atomic(&output, &text) {
+        Err(write::WriteError::Exists(_)) => {
+            let next = write::unused_sibling(&output);
+            write::write_text_atomic(&next, &text)?;
+            next
+        }
+        other => other.map(|()| output)?,
+    };
+    if !args.quiet {
+        println!("{}", crate::report::load::render(&file, args.format));
+    }
+    eprintln!("results: {}", output.display());
+    if let Some(e) = engine_error {
+        bail!("the load run stopped early ({e}); what finished is in {}", output.display());
+    }
+    if interrupted {
+        return Ok(ExitCode::from(crate::signals::exit_code()));
+    }
+    let completed: u64 = file.load.levels.values().map(|l| l.summary.completed).sum();
+    if completed == 0 {
+        let first = file
+            .load
+            .levels
+            .values()
+            .flat_map(|l| l.requests.iter())
+            .find_map(|r| r.error.clone())
+            .unwrap_or_default();
+        bail!("every request failed (first: {first}); see {}", output.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
