@@ -388,7 +388,12 @@ pub struct RunArgs {
     /// Closed-loop load: keep N requests in flight (a new one starts when one finishes); a comma
     /// list sweeps levels, one results entry each. What a serving stack costs shows under load,
     /// not at one stream.
-    #[arg(long, value_name = "N[,N…]", help_heading = "Load", conflicts_with = "request_rate")]
+    #[arg(
+        long,
+        value_name = "N[,N…]",
+        help_heading = "Load",
+        conflicts_with = "request_rate"
+    )]
     pub concurrency: Option<String>,
     /// Open-loop load: requests per second arriving on a seeded Poisson schedule whatever the
     /// engine does (`inf`: all at once); a comma list sweeps.
@@ -403,7 +408,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", help_heading = "Load")]
     pub max_concurrency: Option<u32>,
     /// Requests per level (default: 4 × the concurrency, at least 8; 32 for a request rate).
-    #[arg(long, value_name = "N", help_heading = "Load", conflicts_with = "duration")]
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Load",
+        conflicts_with = "duration"
+    )]
     pub requests: Option<u32>,
     /// Seconds per level: no request starts after it, those in flight finish.
     #[arg(long, value_name = "SECS", help_heading = "Load")]

@@ -130,10 +130,9 @@ impl BatchEngine for VllmLoad {
     }
 
     fn step(&mut self, sink: &mut dyn FnMut(StreamEvent)) -> Result<(), EngineError> {
-        let events: Vec<(usize, u32, Option<String>)> = Python::attach(|py| {
-            self.load.bind(py).call_method0("step")?.extract()
-        })
-        .map_err(py_err(EngineError::Generate))?;
+        let events: Vec<(usize, u32, Option<String>)> =
+            Python::attach(|py| self.load.bind(py).call_method0("step")?.extract())
+                .map_err(py_err(EngineError::Generate))?;
         for (id, n, finish) in events {
             if n > 0 {
                 sink(StreamEvent::Tokens { id, n });

@@ -76,7 +76,9 @@ fn target(args: &RunArgs, plan: &Plan, lp: &LoadPlan) -> anyhow::Result<Target> 
         }
         EnginePlan::Vllm(s) => Target::Vllm(s.clone()),
         EnginePlan::Mock(s) => Target::Mock(s.clone()),
-        _ => bail!("--concurrency/--request-rate: load runs in-process: use --engine llamacpp or vllm"),
+        _ => bail!(
+            "--concurrency/--request-rate: load runs in-process: use --engine llamacpp or vllm"
+        ),
     })
 }
 
@@ -278,7 +280,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
     eprintln!("results: {}", output.display());
     if let Some(e) = engine_error {
-        bail!("the load run stopped early ({e}); what finished is in {}", output.display());
+        bail!(
+            "the load run stopped early ({e}); what finished is in {}",
+            output.display()
+        );
     }
     if interrupted {
         return Ok(ExitCode::from(crate::signals::exit_code()));
@@ -292,7 +297,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             .flat_map(|l| l.requests.iter())
             .find_map(|r| r.error.clone())
             .unwrap_or_default();
-        bail!("every request failed (first: {first}); see {}", output.display());
+        bail!(
+            "every request failed (first: {first}); see {}",
+            output.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -108,10 +108,7 @@ impl LoadPlan {
             ));
         }
         if a.requests == Some(0) {
-            return Err(err(
-                "--requests",
-                "must be at least 1 request per level",
-            ));
+            return Err(err("--requests", "must be at least 1 request per level"));
         }
         let duration = match a.duration {
             Some(d) if d > 0.0 && d.is_finite() => Some(Duration::from_secs_f64(d)),
@@ -205,7 +202,11 @@ impl LoadPlan {
     /// (llama.cpp splits its context evenly between its sequences, as llama-server its slots).
     pub fn check_context(&self, ctx_size: u32, need: Option<u64>) -> Result<(), LoadFlagError> {
         let streams = self.streams();
-        let flag = if self.levels.iter().any(|l| matches!(l.level, Level::Concurrency(_))) {
+        let flag = if self
+            .levels
+            .iter()
+            .any(|l| matches!(l.level, Level::Concurrency(_)))
+        {
             "--concurrency"
         } else {
             "--max-concurrency"

@@ -205,8 +205,20 @@ mod tests {
             max_concurrency: Some(2),
             ..shape(Level::Rate(400.0), Bound::Requests(12))
         };
-        let a = run_level(&mut mock(8, 0), &s, &workload(), &sampling(), &StopFlag::new());
-        let b = run_level(&mut mock(8, 0), &s, &workload(), &sampling(), &StopFlag::new());
+        let a = run_level(
+            &mut mock(8, 0),
+            &s,
+            &workload(),
+            &sampling(),
+            &StopFlag::new(),
+        );
+        let b = run_level(
+            &mut mock(8, 0),
+            &s,
+            &workload(),
+            &sampling(),
+            &StopFlag::new(),
+        );
         let sched = |r: &LevelRun| r.samples.iter().map(|x| x.scheduled_ms).collect::<Vec<_>>();
         assert_eq!(sched(&a), sched(&b));
         assert_eq!(
@@ -226,7 +238,13 @@ mod tests {
     #[test]
     fn failures_are_counted_and_the_others_go_on() {
         let s = shape(Level::Concurrency(3), Bound::Requests(9));
-        let run = run_level(&mut mock(8, 3), &s, &workload(), &sampling(), &StopFlag::new());
+        let run = run_level(
+            &mut mock(8, 3),
+            &s,
+            &workload(),
+            &sampling(),
+            &StopFlag::new(),
+        );
         let failed = run.samples.iter().filter(|r| r.error.is_some()).count();
         assert_eq!((run.samples.len(), failed), (9, 3));
     }

@@ -178,10 +178,7 @@ mod tests {
                 ..shape(Level::Rate(5.0), Bound::Requests(2000), 3)
             };
             let a = s.arrivals();
-            let g: Vec<f64> = a
-                .windows(2)
-                .map(|w| (w[1] - w[0]).as_secs_f64())
-                .collect();
+            let g: Vec<f64> = a.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
             let m = g.iter().sum::<f64>() / g.len() as f64;
             let var = g.iter().map(|x| (x - m).powi(2)).sum::<f64>() / g.len() as f64;
             (m, var.sqrt() / m)
@@ -189,6 +186,9 @@ mod tests {
         let (m_bursty, cv_bursty) = gaps(0.25);
         let (m_steady, cv_steady) = gaps(4.0);
         assert!((m_bursty - 0.2).abs() < 0.04 && (m_steady - 0.2).abs() < 0.04);
-        assert!(cv_bursty > 1.5 && cv_steady < 0.7, "{cv_bursty} {cv_steady}");
+        assert!(
+            cv_bursty > 1.5 && cv_steady < 0.7,
+            "{cv_bursty} {cv_steady}"
+        );
     }
 }

@@ -213,8 +213,9 @@ impl BatchEngine for LlamaCppBatch {
     }
 
     fn step(&mut self, sink: &mut dyn FnMut(StreamEvent)) -> Result<(), EngineError> {
-        let gen_err =
-            |e: &dyn std::fmt::Display| EngineError::Generate(format!("llama.cpp decode failed: {e}"));
+        let gen_err = |e: &dyn std::fmt::Display| {
+            EngineError::Generate(format!("llama.cpp decode failed: {e}"))
+        };
         let batch = &mut self.batch;
         batch.clear();
         // The next token of every generating sequence first, then prompt chunks in the room left.
