@@ -132,6 +132,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     write::check_writable(&output)?;
+    if let Some(plot) = &args.plot {
+        write::check_writable(plot)?;
+    }
     let stop = StopFlag::new();
     crate::signals::install(&stop);
     let progress = Progress::new(!args.quiet);
@@ -279,6 +282,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         println!("{}", crate::report::load::render(&file, args.format));
     }
     eprintln!("results: {}", output.display());
+    if let Some(plot) = &args.plot {
+        match write::write_text_atomic(plot, &crate::report::load_plot::svg(&file)) {
+            Ok(()) => eprintln!("plot: {}", plot.display()),
+            Err(e) => eprintln!("warning: the plot {} was not written: {e}", plot.display()),
+        }
+    }
     if let Some(e) = engine_error {
         bail!(
             "the load run stopped early ({e}); what finished is in {}",

@@ -396,3 +396,122 @@ pub fn summarize(samples: &[RequestSample], rate: Option<f64>, slo: Option<Slo>)
         prompt_tokens: Summary::of_counts(&ok.iter().map(|r| r.prompt_tokens).collect::<Vec<_>>()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(index: usize, sched: f64, adm: f64, tokens: &[f64], error: bool) -> RequestSample {
+        let first = tokens.first().copied();
+        let last = tokens.last().copied();
+        RequestSample {
+            index,
+            scheduled_ms: sched,
+            admitted_ms: Some(adm),
+            end_ms: last.or(Some(adm)),
+            queue_wait_ms: Some(adm - sched),
+            ttft_ms: first.map(|f| f - sched),
+            ttft_from_admission_ms: first.map(|f| f - adm),
+            tpot_ms: (tokens.len() > 1)
+                .then(|| (last.unwrap() - first.unwrap()) / (tokens.len() - 1) as f64),
+            e2e_ms: last.map(|l| l - sched),
+            prompt_tokens: 10,
+            output_tokens: tokens.len() as u64,
+            itl_ms: tokens.windows(2).map(|w| w[1] - w[0]).collect(),
+            finish: (!error).then(|| "length".into()),
+            error: error.then(|| "boom".into()),
+        }
+    }
+
+    #[test]
+    fn slo_parsing_names_the_fix() {
+        let slo: Slo = "ttft=500, itl=50,e2e=1e4".parse().unwrap();
+        assert_eq!(
+            (slo.ttft_ms, slo.itl_ms, slo.e2e_ms),
+            (Some(500.0), Some(50.0), Some(10000.0))
+        );
+        assert_eq!("tpot=5".parse::<Slo>().unwrap().itl_ms, Some(5.0));
+        assert!("latency=5"
+            .parse::<Slo>()
+            .unwrap_err()
+            .contains("unknown metric 'latency'"));
+        assert!("ttft=-1".parse::<Slo>().unwrap_err().contains("positive"));
+        assert!("ttft".parse::<Slo>().unwrap_err().contains("METRIC=MS"));
+        assert!("".parse::<Slo>().unwrap_err().contains("names no metric"));
+    }
+
+    #[test]
+    fn level_figures_from_hand_made_requests() {
+        // Two requests in flight over 0..100 ms and 0..50 ms, and a failed one.
+        let reqs = [
+            sample(0, 0.0, 0.0, &[20.0, 60.0, 100.0], false),
+            sample(1, 0.0, 10.0, &[30.0, 50.0], false),
+            sample(2, 0.0, 0.0, &[], true),
+        ];
+        let slo: Slo = "ttft=25".parse().unwrap();
+        let s = summarize(&reqs, None, Some(slo));
+        assert_eq!((s.requests, s.completed, s.failed), (3, 2, 1));
+        assert_eq!(s.duration_ms, 100.0);
+        assert!((s.request_throughput - 20.0).abs() < 1e-9);
+        assert!((s.output_throughput_tps - 50.0).abs() < 1e-9);
+        // (100 + 40 + 0) ms busy over 100 ms.
+        assert!((s.achieved_concurrency - 1.4).abs() < 1e-9);
+        let g = s.goodput.unwrap();
+        assert_eq!(g.requests_met, 1);
+        assert!((g.fraction - 1.0 / 3.0).abs() < 1e-9);
+        assert_eq!(s.ttft_ms.unwrap().min, 20.0);
+        assert_eq!(s.queue_wait_ms.unwrap().max, 10.0);
+        assert_eq!(s.itl_ms.unwrap().max, 40.0);
+        assert!(!s.saturated && s.achieved_rate.is_none());
+    }
+
+    #[test]
+    fn an_open_loop_that_falls_behind_is_saturated() {
+        // Ten arrivals 10 ms apart (100/s), served one after another at 50 ms each.
+        let reqs: Vec<RequestSample> = (0..10)
+            .map(|i| {
+                let sched = i as f64 * 10.0;
+                let adm = i as f64 * 50.0;
+                sample(i, sched, adm, &[adm + 25.0, adm + 50.0], false)
+            })
+            .collect();
+        let s = summarize(&reqs, Some(100.0), None);
+        assert!(s.saturated, "{:?}", s.achieved_rate);
+        // The same arrivals served at once keep up.
+        let fast: Vec<RequestSample> = (0..10)
+            .map(|i| {
+                let t = i as f64 * 10.0;
+                sample(i, t, t, &[t + 2.0, t + 4.0], false)
+            })
+            .collect();
+        assert!(!summarize(&fast, Some(100.0), None).saturated);
+    }
+
+    #[test]
+    fn the_recorder_turns_events_into_samples() {
+        use crate::engine::streams::StreamOutcome;
+        let mut rec = LoadRecorder::start(2);
+        rec.arrive(0, Duration::ZERO, 4);
+        rec.admitted(0);
+        rec.arrive(1, Duration::ZERO, 4);
+        for _ in 0..3 {
+            rec.event(StreamEvent::Tokens { id: 0, n: 1 });
+        }
+        rec.event(StreamEvent::Done {
+            id: 0,
+            outcome: StreamOutcome {
+                prompt_tokens: 7,
+                token_ids: vec![1, 2, 3],
+                finish: Finish::Length,
+            },
+        });
+        rec.fail_unfinished("interrupted");
+        let s = rec.samples();
+        assert_eq!((s[0].output_tokens, s[0].prompt_tokens), (3, 7));
+        assert_eq!(s[0].itl_ms.len(), 2);
+        assert_eq!(s[0].finish.as_deref(), Some("length"));
+        assert!(s[0].ttft_ms.unwrap() >= s[0].ttft_from_admission_ms.unwrap());
+        assert_eq!(s[1].error.as_deref(), Some("interrupted"));
+        assert_eq!(s[1].admitted_ms, None);
+    }
+}

@@ -12,6 +12,9 @@ use crate::results::{read, write, ResultsFile};
 
 /// Runs `inproc-bench report`.
 pub fn run_report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    if let Some(code) = super::load::run_report(args)? {
+        return Ok(code);
+    }
     if let Some(plot) = &args.plot {
         write::check_writable(plot)?;
     }

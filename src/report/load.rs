@@ -101,3 +101,33 @@ pub fn render(file: &LoadFile, format: Format) -> String {
         }
     }
 }
+
+/// `inproc-bench report` on load files: their levels in the format asked, and the curve with
+/// `--plot`. `None` when any file is a single-stream one (the usual report then runs).
+pub fn run_report(args: &crate::cli::ReportArgs) -> anyhow::Result<Option<std::process::ExitCode>> {
+    let mut files = Vec::new();
+    for p in &args.files {
+        match crate::results::load::read(p)? {
+            Some(f) => files.push(f),
+            None => return Ok(None),
+        }
+    }
+    if let Some(plot) = &args.plot {
+        crate::results::write::check_writable(plot)?;
+    }
+    for f in &files {
+        println!("{}", render(f, args.format));
+    }
+    if let (Some(plot), Some(first)) = (&args.plot, files.first_mut()) {
+        let mut merged = first.clone();
+        for f in files.iter().skip(1) {
+            merged
+                .load
+                .levels
+                .extend(f.load.levels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        crate::results::write::write_text_atomic(plot, &crate::report::load_plot::svg(&merged))?;
+        eprintln!("plot: {}", plot.display());
+    }
+    Ok(Some(std::process::ExitCode::SUCCESS))
+}

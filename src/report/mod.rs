@@ -3,6 +3,7 @@
 pub mod command;
 pub mod csv;
 pub mod load;
+pub mod load_plot;
 pub mod markdown;
 pub mod plot;
 pub mod roofline;
