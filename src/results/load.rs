@@ -76,23 +76,25 @@ pub struct LevelResult {
     pub requests: Vec<RequestSample>,
 }
 
-/// Reads the `load` section of a results file; `None` for a single-stream file.
+/// Reads the `load` section of a results file; `None` for a single-stream file. The text is
+/// parsed straight into the types, so that the levels keep their order.
 pub fn read(path: &Path) -> Result<Option<LoadFile>, ReadError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ReadError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| ReadError::Json {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    if value.get("load").is_none() {
-        return Ok(None);
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        load: Option<serde::de::IgnoredAny>,
     }
-    serde_json::from_value(value)
-        .map(Some)
-        .map_err(|e| ReadError::Json {
-            path: path.to_path_buf(),
-            source: e,
-        })
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(None);
+    };
+    let json = |source| ReadError::Json {
+        path: path.to_path_buf(),
+        source,
+    };
+    // Anything else (not JSON, not an object) is left to the usual reader and its messages.
+    match serde_json::from_str::<Probe>(&text) {
+        Ok(Probe { load: Some(_) }) => {}
+        _ => return Ok(None),
+    }
+    serde_json::from_str(&text).map(Some).map_err(json)
 }
