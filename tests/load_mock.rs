@@ -116,3 +116,37 @@ fn ctrl_c_mid_level_keeps_the_finished_requests() {
     assert!(reqs.iter().any(|r| r["error"] == "interrupted"));
     assert!(reqs.len() < 100000);
 }
+
+#[test]
+fn an_open_loop_sweep_stops_past_a_saturated_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("r.json");
+    // Two streams of ~40 ms requests hold about 50 requests/s: 500/s saturates, 1000/s is skipped.
+    let o = bin()
+        .args(mock_args(
+            s(&p),
+            &[
+                "--request-rate",
+                "500,1000",
+                "--requests",
+                "12",
+                "--max-concurrency",
+                "2",
+                "--mock-ttft-ms",
+                "10",
+                "--mock-itl-ms",
+                "10",
+            ],
+        ))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = read(&p);
+    let level = &v["load"]["levels"]["mock@request_rate=500"];
+    assert_eq!(level["summary"]["saturated"], true, "{}", level["summary"]);
+    assert!(level["summary"]["queue_wait_ms"]["p50"].as_f64().unwrap() > 10.0);
+    assert_eq!(
+        v["load"]["skipped"],
+        serde_json::json!(["request_rate=1000"])
+    );
+}

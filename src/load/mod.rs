@@ -172,9 +172,22 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let mut levels = IndexMap::new();
     let mut interrupted = stop.is_raised();
     let mut engine_error = None;
+    let mut skipped = Vec::new();
+    let mut saturated_at: Option<f64> = None;
     for shape in &lp.levels {
         if interrupted {
             break;
+        }
+        // Past a saturated rate, a higher one only lengthens the queue: the sweep stops there.
+        if let (Level::Rate(r), Some(at)) = (shape.level, saturated_at) {
+            if r >= at {
+                progress.println(&format!(
+                    "skipping {}: the level at request_rate={at} was saturated",
+                    shape.level.label()
+                ));
+                skipped.push(shape.level.label());
+                continue;
+            }
         }
         let label = shape.level.label();
         progress.status(&format!("{} {label}", info.key));
@@ -184,6 +197,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             Level::Concurrency(_) => None,
         };
         let summary = summarize(&run.samples, rate.filter(|r| r.is_finite()), lp.slo);
+        if let (true, Some(r)) = (summary.saturated, rate) {
+            saturated_at = Some(saturated_at.map_or(r, |a| a.min(r)));
+        }
         let mut settings = info.settings.clone();
         settings.insert(
             "streams_in_flight_max".into(),
@@ -266,6 +282,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             slo: lp.slo,
             warmup_requests: args.warmup,
             levels,
+            skipped,
         },
     };
     let mut text = serde_json::to_string_pretty(&file).context("cannot encode the results")?;

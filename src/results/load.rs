@@ -40,6 +40,9 @@ pub struct LoadSection {
     pub warmup_requests: u32,
     /// One entry per engine and level, in the order run.
     pub levels: IndexMap<String, LevelResult>,
+    /// Open-loop levels not run because a lower rate was already saturated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 /// One level on one engine.
