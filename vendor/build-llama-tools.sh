@@ -13,6 +13,7 @@
 # Output (fixed paths):
 #   vendor/llama.cpp-b<build>/bin/llama-server       CPU build
 #   vendor/llama.cpp-b<build>/bin/llama-bench
+#   vendor/llama.cpp-b<build>/bin/llama-batched-bench  (scripts/bench-load.sh)
 #   vendor/llama.cpp-b<build>-cuda/bin/...           with LLAMA_CUDA=1 / --cuda
 #
 # Compile flags mirror llama-cpp-sys-2's build.rs for a native (non-cross)
@@ -90,6 +91,9 @@ OUT_DIR="$VENDOR/llama.cpp-b${LLAMA_BUILD}${SUFFIX}"
 BIN_DIR="$OUT_DIR/bin"
 STAMP="$OUT_DIR/.build-stamp"
 TARGETS=(llama-server llama-bench)
+# Built and installed with the targets, but not part of the stamp, so that adding it did not
+# make existing builds stale: a missing one is built into the existing build directory.
+EXTRA_TARGETS=(llama-batched-bench)
 
 # ---------------------------------------------------------------- prerequisites
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -185,6 +189,21 @@ compiler_id() {
 print_result() {
   echo "llama-server: $BIN_DIR/llama-server"
   echo "llama-bench:  $BIN_DIR/llama-bench"
+  echo "llama-batched-bench: $BIN_DIR/llama-batched-bench"
+}
+
+# Builds the extra targets that are missing into the existing build directory (nothing else is
+# rebuilt), installing each atomically next to the others.
+install_extra() {
+  local t
+  for t in "${EXTRA_TARGETS[@]}"; do
+    [[ -x "$BIN_DIR/$t" ]] && continue
+    log "building $t"
+    cmake --build "$BUILD_DIR" -j"$JOBS" --target "$t" >&2
+    [[ -x "$BUILD_DIR/bin/$t" ]] || die "build finished but $BUILD_DIR/bin/$t is missing"
+    cp -f "$BUILD_DIR/bin/$t" "$BIN_DIR/.$t.tmp"
+    mv -f "$BIN_DIR/.$t.tmp" "$BIN_DIR/$t"
+  done
 }
 
 # Compare with the flags the in-process engine was built with, when a cargo
@@ -230,6 +249,13 @@ up_to_date() {
 
 if [[ "$FORCE" == 0 ]] && up_to_date; then
   log "up to date (llama.cpp b$LLAMA_BUILD, $VARIANT)"
+  if [[ -f "$BUILD_DIR/CMakeCache.txt" ]]; then
+    install_extra
+  else
+    for t in "${EXTRA_TARGETS[@]}"; do
+      [[ -x "$BIN_DIR/$t" ]] || log "warning: $t is missing and $BUILD_DIR is gone: rerun with --force to build it"
+    done
+  fi
   print_result
   exit 0
 fi
@@ -301,6 +327,7 @@ for t in "${TARGETS[@]}"; do
 done
 printf '%s\n' "$STAMP_TEXT" > "$STAMP.tmp"
 mv -f "$STAMP.tmp" "$STAMP"
+install_extra
 
 check_against_inprocess
 log "built in $((SECONDS - start)) s"

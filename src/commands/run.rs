@@ -124,6 +124,9 @@ fn warn_failed_runs(file: &ResultsFile) {
 
 /// Runs a benchmark as `args` describe; the results file is written even when the run is cut short.
 pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    if super::load::requested(args) {
+        return super::load::run(args);
+    }
     let plan = Plan::from_args(&run_options(args))?;
     let format: Format = args.format.into();
     let started = Local::now();

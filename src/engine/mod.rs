@@ -4,7 +4,9 @@
 pub mod http;
 pub mod llamacpp;
 pub mod mock;
+pub mod mock_batch;
 pub mod proc_env;
+pub mod streams;
 pub mod vllm;
 
 pub use vllm::VllmEngine;

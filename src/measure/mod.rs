@@ -48,6 +48,7 @@
 //! interpolation between closest ranks (numpy's default `linear` method).
 
 pub mod json_float;
+pub mod load;
 pub mod load_clock;
 pub mod metrics;
 pub mod recorder;

@@ -3,6 +3,8 @@
 pub mod csv;
 pub mod files;
 pub mod http_comparison;
+pub mod load;
+pub mod load_plot;
 pub mod markdown;
 pub mod plot;
 pub mod roofline;

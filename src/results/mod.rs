@@ -3,6 +3,7 @@
 
 pub mod gpu;
 pub mod http_comparison;
+pub mod load;
 pub mod read;
 pub mod roofline;
 pub mod schema;

@@ -19,7 +19,7 @@ use crate::engine::EngineError;
 use crate::gguf::{self, GgufError, GgufSummary};
 use crate::measure::{LoadTime, LoadTimed};
 
-fn backend(verbose: bool) -> Result<&'static LlamaBackend, EngineError> {
+pub(super) fn backend(verbose: bool) -> Result<&'static LlamaBackend, EngineError> {
     static BACKEND: OnceLock<LlamaBackend> = OnceLock::new();
     if let Some(b) = BACKEND.get() {
         return Ok(b);
@@ -67,7 +67,7 @@ pub fn check_gguf_file(path: &Path) -> Result<GgufSummary, EngineError> {
     Ok(gguf.summary())
 }
 
-fn context_params(s: &LlamaCppSettings) -> LlamaContextParams {
+pub(super) fn context_params(s: &LlamaCppSettings) -> LlamaContextParams {
     let fa = match s.flash_attn {
         FlashAttn::Auto => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
         FlashAttn::On => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,

@@ -3,10 +3,12 @@
 //! drops a slot's cells) so that no run reuses another's prompt. Sampling runs llama.cpp's sampler
 //! chain, the same one llama-server runs for the comparison's requests.
 
+mod batch;
 mod load;
 mod load_report;
 mod settings;
 
+pub use batch::LlamaCppBatch;
 pub use load::{check_gguf_file, system_info};
 pub use load_report::{device_of, LoadReport};
 pub use settings::{FlashAttn, LlamaCppSettings};

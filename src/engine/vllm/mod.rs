@@ -2,6 +2,8 @@
 //! itself is [`VllmEngine`]: `python.rs` (CPython embedded, feature `vllm`), else `missing.rs`, a
 //! stand-in that says which feature to build with.
 
+#[cfg(feature = "vllm")]
+pub mod load;
 #[cfg(not(feature = "vllm"))]
 mod missing;
 #[cfg(feature = "vllm")]

@@ -252,6 +252,11 @@ impl VllmEngine {
         })
     }
 
+    /// The Python driver object (the load driver wraps it).
+    pub(crate) fn driver(&self) -> &Py<PyAny> {
+        &self.driver
+    }
+
     /// The Python environment this engine runs in.
     pub fn python_env(&self) -> &PythonEnv {
         &self.env
