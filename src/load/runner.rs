@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::shape::{Bound, Level, LoadShape};
 use super::workload::Workload;
-use crate::engine::streams::{BatchEngine, StreamRequest};
-use crate::engine::Sampling;
+use crate::engine::streams::{BatchEngine, StreamEvent, StreamRequest};
+use crate::engine::{Finish, Sampling};
 use crate::measure::load::{LoadRecorder, RequestSample};
 use crate::measure::StopFlag;
 
@@ -110,7 +110,7 @@ pub fn run_level(
                 _ => break,
             }
         }
-        if let Err(e) = engine.step(&mut |ev| rec.event(ev)) {
+        if let Err(e) = engine.step(&mut |ev| record(&mut rec, ev)) {
             engine_error = Some(e.to_string());
             break;
         }
@@ -256,5 +256,22 @@ mod tests {
         let s = shape(Level::Concurrency(2), Bound::Requests(4));
         let run = run_level(&mut mock(8, 0), &s, &workload(), &sampling(), &stop);
         assert!(run.interrupted);
+    }
+}
+
+/// Hands one engine event to the level's recorder.
+#[inline]
+fn record(rec: &mut LoadRecorder, ev: StreamEvent) {
+    match ev {
+        StreamEvent::Tokens { id, n } => rec.tokens(id, n),
+        StreamEvent::Done { id, outcome } => rec.done(
+            id,
+            outcome.prompt_tokens,
+            match outcome.finish {
+                Finish::Length => "length",
+                Finish::Eos => "eos",
+            },
+        ),
+        StreamEvent::Failed { id, error } => rec.fail(id, error),
     }
 }

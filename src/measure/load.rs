@@ -19,8 +19,6 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::Summary;
-use crate::engine::streams::StreamEvent;
-use crate::engine::Finish;
 
 /// Latency limits a request must meet to count toward goodput (`--slo ttft=…,itl=…,e2e=…`, ms).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -91,12 +89,12 @@ struct Stamps {
     tokens: Vec<(Instant, u32)>,
     end: Option<Instant>,
     prompt_tokens: u64,
-    finish: Option<Finish>,
+    finish: Option<&'static str>,
     error: Option<String>,
 }
 
 /// The level's recorder: one clock for every request. Engines reach it only through the step's
-/// sink ([`LoadRecorder::event`]).
+/// sink ([`LoadRecorder::tokens`], [`LoadRecorder::done`], [`LoadRecorder::fail`]).
 #[derive(Debug)]
 pub struct LoadRecorder {
     origin: Instant,
@@ -143,25 +141,23 @@ impl LoadRecorder {
         }
     }
 
-    /// Records what an engine step reported. The timing path: one clock read and one push into
-    /// reserved memory per token delivery.
+    /// `n` generated tokens of request `id` are available now. The timing path: one clock read
+    /// and one push into reserved memory per token delivery.
     #[inline]
-    pub fn event(&mut self, ev: StreamEvent) {
+    pub fn tokens(&mut self, id: usize, n: u32) {
         let now = Instant::now();
-        match ev {
-            StreamEvent::Tokens { id, n } => {
-                if let Some(r) = self.reqs.get_mut(id) {
-                    r.tokens.push((now, n));
-                }
-            }
-            StreamEvent::Done { id, outcome } => {
-                if let Some(r) = self.reqs.get_mut(id) {
-                    r.end = Some(now);
-                    r.prompt_tokens = outcome.prompt_tokens;
-                    r.finish = Some(outcome.finish);
-                }
-            }
-            StreamEvent::Failed { id, error } => self.fail(id, error),
+        if let Some(r) = self.reqs.get_mut(id) {
+            r.tokens.push((now, n));
+        }
+    }
+
+    /// Request `id` finished after evaluating `prompt_tokens`; `finish` says why (`length`, `eos`).
+    pub fn done(&mut self, id: usize, prompt_tokens: u64, finish: &'static str) {
+        let now = Instant::now();
+        if let Some(r) = self.reqs.get_mut(id) {
+            r.end = Some(now);
+            r.prompt_tokens = prompt_tokens;
+            r.finish = Some(finish);
         }
     }
 
@@ -228,10 +224,7 @@ impl LoadRecorder {
                     prompt_tokens: r.prompt_tokens,
                     output_tokens,
                     itl_ms,
-                    finish: r.finish.map(|f| match f {
-                        Finish::Length => "length".to_string(),
-                        Finish::Eos => "eos".to_string(),
-                    }),
+                    finish: r.finish.map(str::to_string),
                     error: r.error.clone(),
                 }
             })
@@ -489,22 +482,14 @@ mod tests {
 
     #[test]
     fn the_recorder_turns_events_into_samples() {
-        use crate::engine::streams::StreamOutcome;
         let mut rec = LoadRecorder::start(2);
         rec.arrive(0, Duration::ZERO, 4);
         rec.admitted(0);
         rec.arrive(1, Duration::ZERO, 4);
         for _ in 0..3 {
-            rec.event(StreamEvent::Tokens { id: 0, n: 1 });
+            rec.tokens(0, 1);
         }
-        rec.event(StreamEvent::Done {
-            id: 0,
-            outcome: StreamOutcome {
-                prompt_tokens: 7,
-                token_ids: vec![1, 2, 3],
-                finish: Finish::Length,
-            },
-        });
+        rec.done(0, 7, "length");
         rec.fail_unfinished("interrupted");
         let s = rec.samples();
         assert_eq!((s[0].output_tokens, s[0].prompt_tokens), (3, 7));
