@@ -26,6 +26,7 @@ pub mod server;
 pub mod signals;
 pub mod suite;
 pub mod telemetry;
+pub mod template;
 
 use std::process::ExitCode;
 

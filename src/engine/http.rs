@@ -746,7 +746,7 @@ impl Engine for HttpEngine {
         mode: &PromptMode,
     ) -> Result<PreparedPrompt, EngineError> {
         match (mode, self.settings.api) {
-            (PromptMode::Chat { template: Some(_) }, Api::Chat) => Err(EngineError::Prompt(
+            (PromptMode::Chat { template: Some(_), .. }, Api::Chat) => Err(EngineError::Prompt(
                 "--chat-template does not apply over HTTP: the server applies its own template (--api chat), or pass --raw-prompt with --api completions".into(),
             )),
             (PromptMode::Chat { .. }, Api::Completions) => Err(EngineError::Prompt(

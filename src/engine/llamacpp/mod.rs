@@ -3,6 +3,7 @@
 //! drops a slot's cells) so that no run reuses another's prompt. Sampling runs llama.cpp's sampler
 //! chain, the same one llama-server runs for the comparison's requests.
 
+mod chat;
 mod load_report;
 mod settings;
 
@@ -19,7 +20,7 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use llama_cpp_2::token::LlamaToken;
@@ -31,6 +32,7 @@ use super::{
 };
 use crate::measure::Recorder;
 use crate::prompts::PromptSpec;
+use crate::template::reasoning::{Phase, PhaseTracker, ThinkMarkers};
 
 /// The sampler chain, as recorded in the settings (the same on llama-server's side of
 /// `--compare-http`, which is asked for `samplers: ["temperature"]`).
@@ -59,6 +61,8 @@ pub struct LlamaCppEngine {
     piece: Vec<u8>,
     /// The tokens whose KV cells the sequence holds, in order (kept for `--prefix-cache on`).
     cached: Vec<LlamaToken>,
+    /// The model's think markers (a reasoning model), from its vocabulary and template.
+    markers: Option<ThinkMarkers>,
 }
 
 fn backend(verbose: bool) -> Result<&'static LlamaBackend, EngineError> {
@@ -114,6 +118,7 @@ impl LlamaCppEngine {
         })?;
         let mut details = model_details(&model);
         details.insert("sampler_chain".into(), json!(SAMPLER_CHAIN));
+        let markers = chat::think_markers(&model, chat::model_template(&model).as_deref());
         details.insert(
             "gpu_offload_supported".into(),
             json!(backend.supports_gpu_offload()),
@@ -150,6 +155,7 @@ impl LlamaCppEngine {
             load_report,
             piece: Vec::with_capacity(64),
             cached: Vec::new(),
+            markers,
         })
     }
 
@@ -232,26 +238,13 @@ impl LlamaCppEngine {
             eog_tokens: self.eog_tokens,
             piece: self.piece,
             cached: Vec::new(),
+            markers: self.markers,
         })
     }
 
     /// The settings this engine was loaded with.
     pub fn settings(&self) -> &LlamaCppSettings {
         &self.settings
-    }
-
-    fn template(&self, name: Option<&str>) -> Result<LlamaChatTemplate, EngineError> {
-        let model = self.loaded.borrow_owner();
-        match name {
-            Some(name) => LlamaChatTemplate::new(name)
-                .map_err(|e| EngineError::Prompt(format!("invalid --chat-template: {e}"))),
-            None => model.chat_template(None).map_err(|_| {
-                EngineError::Prompt(format!(
-                    "model {} has no chat template: pass --chat-template NAME (e.g. chatml) or --raw-prompt",
-                    self.settings.model.display()
-                ))
-            }),
-        }
     }
 
     /// llama.cpp's sampler chain as llama-server builds it for the comparison's requests
@@ -344,19 +337,40 @@ impl Engine for LlamaCppEngine {
     ) -> Result<PreparedPrompt, EngineError> {
         let text = match mode {
             PromptMode::Raw => prompt.prompt.clone(),
-            PromptMode::Chat { template } => {
-                let tmpl = self.template(template.as_deref())?;
-                let msg = LlamaChatMessage::new("user".into(), prompt.prompt.clone())
+            PromptMode::Chat {
+                template: Some(name),
+                options,
+            } => {
+                let text = chat::builtin(self.loaded.borrow_owner(), name, &prompt.prompt)?;
+                let what = format!("llama.cpp built-in {name}");
+                let about = chat::describe(&what, None, options, self.markers.as_ref());
+                self.details.extend(about);
+                text
+            }
+            PromptMode::Chat {
+                template: None,
+                options,
+            } => {
+                let model = self.loaded.borrow_owner();
+                let tmpl = chat::jinja_template(model, options)?.ok_or_else(|| {
+                    EngineError::Prompt(format!(
+                        "model {} has no chat template: pass --chat-template NAME (e.g. chatml), --chat-template-file FILE or --raw-prompt",
+                        self.settings.model.display()
+                    ))
+                })?;
+                let text = chat::render(&tmpl, &prompt.prompt, options)
                     .map_err(|e| EngineError::Prompt(format!("prompt '{}': {e}", prompt.name)))?;
-                self.loaded
-                    .borrow_owner()
-                    .apply_chat_template(&tmpl, &[msg], true)
-                    .map_err(|e| {
-                        EngineError::Prompt(format!(
-                            "the chat template failed on prompt '{}' ({e}): pass --chat-template NAME or --raw-prompt",
-                            prompt.name
-                        ))
-                    })?
+                if options.template_file.is_some() {
+                    self.markers = chat::think_markers(model, Some(&tmpl.source));
+                }
+                let about = chat::describe(
+                    &tmpl.origin.describe(),
+                    Some(&tmpl.source),
+                    options,
+                    self.markers.as_ref(),
+                );
+                self.details.extend(about);
+                text
             }
         };
         let n_prompt = self
@@ -386,6 +400,13 @@ impl Engine for LlamaCppEngine {
         let n_batch = self.settings.batch_size.max(1) as usize;
         let piece = &mut self.piece;
         let cached = &mut self.cached;
+        let mut phases = self
+            .markers
+            .as_ref()
+            .map(|m| PhaseTracker::new(m, &req.prompt.text));
+        if phases.is_some() {
+            rec.track_reasoning();
+        }
         self.loaded.with_dependent_mut(|model, ctx| {
             let vocab = model.vocab();
             ctx.reset_timings();
@@ -446,8 +467,12 @@ impl Engine for LlamaCppEngine {
                 piece.clear();
                 vocab.token_to_piece_into(token, piece, false, None);
                 // An end-of-generation token is a generated token, as llama-server and vLLM count
-                // it; it ends the request.
-                rec.tokens(1);
+                // it; it ends the request. A reasoning model's tokens are sorted into reasoning
+                // and answer (one comparison per token).
+                match phases.as_mut().map(|p| p.next(i64::from(token.0), piece)) {
+                    Some(Phase::Reasoning) => rec.reasoning(1),
+                    _ => rec.tokens(1),
+                }
                 text.extend_from_slice(piece);
                 token_ids.push(i64::from(token.0));
                 if !req.sampling.ignore_eos && vocab.is_eog(token) {
