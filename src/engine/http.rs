@@ -401,7 +401,13 @@ async fn stream_one(
                 }
                 Ok(Payload::Chunk(c)) => {
                     let n = out.counter.count(&c);
-                    rec.tokens(n);
+                    // Reasoning deltas are reasoning tokens; tokens of a chunk without text go
+                    // with the phase the run is in.
+                    if c.reasoning || (c.text.is_empty() && rec.in_reasoning()) {
+                        rec.reasoning(n);
+                    } else {
+                        rec.tokens(n);
+                    }
                     out.text.push_str(&c.text);
                     if let Some(ids) = c.token_ids {
                         out.token_ids.extend(ids);
@@ -460,6 +466,8 @@ pub struct HttpEngine {
     requests: u64,
     /// Distinguishes this engine's salts from another process's.
     salt_tag: String,
+    /// Chat template arguments sent with every chat request (`--chat-template-kwargs`, `--thinking`).
+    chat_kwargs: Map<String, Value>,
 }
 
 fn load_err(msg: String) -> EngineError {
@@ -597,6 +605,7 @@ impl HttpEngine {
             version,
             load_ms: started.elapsed().as_secs_f64() * 1e3,
             events: Vec::with_capacity(8),
+            chat_kwargs: Map::new(),
             details,
             server,
             settings,
@@ -628,7 +637,12 @@ impl HttpEngine {
             "stream_options": {"include_usage": true},
         });
         match self.settings.api {
-            Api::Chat => body["messages"] = json!([{"role": "user", "content": req.prompt.text}]),
+            Api::Chat => {
+                body["messages"] = json!([{"role": "user", "content": req.prompt.text}]);
+                if !self.chat_kwargs.is_empty() {
+                    body["chat_template_kwargs"] = Value::Object(self.chat_kwargs.clone());
+                }
+            }
             Api::Completions => body["prompt"] = json!(req.prompt.text),
         }
         if s.ignore_eos && self.flavor != Flavor::Other {
@@ -708,6 +722,10 @@ impl Engine for HttpEngine {
         settings.insert("model_id".into(), json!(self.model_id));
         settings.insert("stream_options.include_usage".into(), json!(true));
         settings.insert("prefix_cache".into(), json!(self.settings.prefix_cache));
+        if !self.chat_kwargs.is_empty() {
+            let kwargs = Value::Object(self.chat_kwargs.clone());
+            settings.insert("chat_template_kwargs".into(), kwargs);
+        }
         if self.flavor == Flavor::Vllm && !self.settings.prefix_cache {
             settings.insert("cache_salt".into(), json!("unique per request"));
         }
@@ -745,6 +763,14 @@ impl Engine for HttpEngine {
         prompt: &PromptSpec,
         mode: &PromptMode,
     ) -> Result<PreparedPrompt, EngineError> {
+        if let PromptMode::Chat { options, .. } = mode {
+            if options.template_file.is_some() {
+                return Err(EngineError::Prompt(
+                    "--chat-template-file does not apply over HTTP: the server renders its own template (start llama-server with --chat-template-file, vllm serve with --chat-template)".into(),
+                ));
+            }
+            self.chat_kwargs = options.kwargs.clone();
+        }
         match (mode, self.settings.api) {
             (PromptMode::Chat { template: Some(_), .. }, Api::Chat) => Err(EngineError::Prompt(
                 "--chat-template does not apply over HTTP: the server applies its own template (--api chat), or pass --raw-prompt with --api completions".into(),
