@@ -208,3 +208,58 @@ fn a_plain_stream_records_nothing_about_reasoning() {
         assert!(p["runs"][0].get(key).is_none(), "{key}");
     }
 }
+
+#[test]
+fn report_and_compare_show_ttfo_beside_ttft_only_for_reasoning_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let think = dir.path().join("think.json");
+    let plain = dir.path().join("plain.json");
+    let common = [
+        "--engine",
+        "mock",
+        "--prompt",
+        "short",
+        "--warmup",
+        "0",
+        "--runs",
+        "3",
+        "--max-tokens",
+        "8",
+        "--mock-ttft-ms",
+        "1",
+        "--mock-itl-ms",
+        "0.5",
+        "--quiet",
+    ];
+    let mut a = common.to_vec();
+    a.extend(["--mock-reasoning-tokens", "3"]);
+    let (out, _) = run_to(&think, &a);
+    assert!(out.status.success(), "{}", show(&out));
+    let (out, _) = run_to(&plain, &common);
+    assert!(out.status.success(), "{}", show(&out));
+
+    let table = run(&["report", s(&think)]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("TTFO ms"), "{text}");
+    assert!(text.contains("reasoning 3.0 + answer 5.0 tokens"), "{text}");
+    let md = run(&["report", s(&think), "--format", "md"]);
+    let text = String::from_utf8_lossy(&md.stdout);
+    assert!(
+        text.contains("TTFO ms") && text.contains("3.0 / 5.0"),
+        "{text}"
+    );
+    let cmp = run(&["compare", s(&think), s(&think)]);
+    let text = String::from_utf8_lossy(&cmp.stdout);
+    assert!(text.contains("TTFO ms"), "{}", show(&cmp));
+
+    for args in [
+        vec!["report", s(&plain)],
+        vec!["report", s(&plain), "--format", "md"],
+        vec!["compare", s(&plain), s(&plain)],
+    ] {
+        let out = run(&args);
+        assert!(out.status.success(), "{}", show(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("TTFO"), "{args:?}: {text}");
+    }
+}

@@ -4,6 +4,7 @@ pub mod command;
 pub mod csv;
 pub mod markdown;
 pub mod plot;
+pub mod reasoning;
 pub mod roofline;
 pub mod rows;
 pub mod table;
