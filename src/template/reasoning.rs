@@ -114,7 +114,7 @@ mod tests {
     use super::*;
 
     /// A vocabulary as (id, text) pairs; a text is one token when it is listed.
-    fn vocab(list: &[(i64, &str)]) -> impl Fn(&str) -> Option<i64> + '_ {
+    fn vocab<'a>(list: &'a [(i64, &'a str)]) -> impl Fn(&str) -> Option<i64> + 'a {
         move |text| list.iter().find(|(_, t)| *t == text).map(|(id, _)| *id)
     }
 
