@@ -75,7 +75,7 @@ impl Gguf {
             out.extend((offset as u64).to_le_bytes());
             offset += (data.len() * 4).div_ceil(ALIGN) * ALIGN;
         }
-        while out.len() % ALIGN != 0 {
+        while !out.len().is_multiple_of(ALIGN) {
             out.push(0);
         }
         for (_, _, data) in &self.tensors {
@@ -83,7 +83,7 @@ impl Gguf {
             for x in data {
                 out.extend(x.to_le_bytes());
             }
-            while (out.len() - start) % ALIGN != 0 {
+            while !(out.len() - start).is_multiple_of(ALIGN) {
                 out.push(0);
             }
         }
@@ -210,11 +210,7 @@ fn run_model(model: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
         "--quiet",
     ];
     let prompts = out.with_extension("prompts.json");
-    std::fs::write(
-        &prompts,
-        r#"[{"name":"hi","prompt":"Hi","max_tokens":8}]"#,
-    )
-    .unwrap();
+    std::fs::write(&prompts, r#"[{"name":"hi","prompt":"Hi","max_tokens":8}]"#).unwrap();
     args[3] = s(&prompts);
     args.extend_from_slice(extra);
     let (o, j) = run_to(out, &args);
@@ -233,7 +229,10 @@ fn the_engine_finds_the_markers_and_times_the_first_answer_token() {
     );
     let p = &e["prompts"]["hi"];
     let text = p["sample_output"].as_str().unwrap();
-    assert!(text.contains("hmm so") && text.ends_with("Yes.."), "{text:?}");
+    assert!(
+        text.contains("hmm so") && text.ends_with("Yes.."),
+        "{text:?}"
+    );
     for r in p["runs"].as_array().unwrap() {
         // <think> hmm so </think> and the new line, then Yes . .
         assert_eq!(r["reasoning_tokens"], 5, "{r}");
@@ -254,12 +253,19 @@ fn the_engine_finds_the_markers_and_times_the_first_answer_token() {
         serde_json::json!({"enable_thinking": false})
     );
     for r in p["runs"].as_array().unwrap() {
-        assert_eq!((r["reasoning_tokens"].as_u64(), r["answer_tokens"].as_u64()), (Some(0), Some(8)));
+        assert_eq!(
+            (r["reasoning_tokens"].as_u64(), r["answer_tokens"].as_u64()),
+            (Some(0), Some(8))
+        );
         assert_eq!(r["ttfo_ms"], r["ttft_ms"]);
     }
 
     // A budget that ends inside the reasoning: no TTFO, and why.
-    let e = run_model(&model, &dir.path().join("short.json"), &["--max-tokens", "3"]);
+    let e = run_model(
+        &model,
+        &dir.path().join("short.json"),
+        &["--max-tokens", "3"],
+    );
     let p = &e["prompts"]["hi"];
     for r in p["runs"].as_array().unwrap() {
         assert!(r.get("ttfo_ms").is_none(), "{r}");
