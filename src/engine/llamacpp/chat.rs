@@ -2,11 +2,14 @@
 //! as llama-server renders it, with BOS/EOS text from the vocabulary; llama.cpp's built-in
 //! template matcher for `--chat-template NAME`; and the model's think markers.
 
+use std::path::Path;
+
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use serde_json::{json, Map, Value};
 
 use crate::engine::EngineError;
+use crate::prompts::PromptSpec;
 use crate::template::reasoning::{self, ThinkMarkers};
 use crate::template::{self, ChatOptions, ChatTemplate, Message, TemplateSource};
 
@@ -124,4 +127,39 @@ pub fn describe(
         m.insert("think_markers".into(), json!([mk.start, mk.end]));
     }
     m
+}
+
+/// The chat prompt of one user message and what the results record about its template:
+/// llama.cpp's built-in `template` when named, else the Jinja template (`--chat-template-file` or
+/// the model's own). A template file also decides the think markers (`markers`).
+pub fn prompt(
+    model: &LlamaModel,
+    model_path: &Path,
+    (template, options): (Option<&str>, &ChatOptions),
+    prompt: &PromptSpec,
+    markers: &mut Option<ThinkMarkers>,
+) -> Result<(String, Map<String, Value>), EngineError> {
+    if let Some(name) = template {
+        let text = builtin(model, name, &prompt.prompt)?;
+        let what = format!("llama.cpp built-in {name}");
+        return Ok((text, describe(&what, None, options, markers.as_ref())));
+    }
+    let tmpl = jinja_template(model, options)?.ok_or_else(|| {
+        EngineError::Prompt(format!(
+            "model {} has no chat template: pass --chat-template NAME (e.g. chatml), --chat-template-file FILE or --raw-prompt",
+            model_path.display()
+        ))
+    })?;
+    let text = render(&tmpl, &prompt.prompt, options)
+        .map_err(|e| EngineError::Prompt(format!("prompt '{}': {e}", prompt.name)))?;
+    if options.template_file.is_some() {
+        *markers = think_markers(model, Some(&tmpl.source));
+    }
+    let about = describe(
+        &tmpl.origin.describe(),
+        Some(&tmpl.source),
+        options,
+        markers.as_ref(),
+    );
+    Ok((text, about))
 }

@@ -337,38 +337,14 @@ impl Engine for LlamaCppEngine {
     ) -> Result<PreparedPrompt, EngineError> {
         let text = match mode {
             PromptMode::Raw => prompt.prompt.clone(),
-            PromptMode::Chat {
-                template: Some(name),
-                options,
-            } => {
-                let text = chat::builtin(self.loaded.borrow_owner(), name, &prompt.prompt)?;
-                let what = format!("llama.cpp built-in {name}");
-                let about = chat::describe(&what, None, options, self.markers.as_ref());
-                self.details.extend(about);
-                text
-            }
-            PromptMode::Chat {
-                template: None,
-                options,
-            } => {
-                let model = self.loaded.borrow_owner();
-                let tmpl = chat::jinja_template(model, options)?.ok_or_else(|| {
-                    EngineError::Prompt(format!(
-                        "model {} has no chat template: pass --chat-template NAME (e.g. chatml), --chat-template-file FILE or --raw-prompt",
-                        self.settings.model.display()
-                    ))
-                })?;
-                let text = chat::render(&tmpl, &prompt.prompt, options)
-                    .map_err(|e| EngineError::Prompt(format!("prompt '{}': {e}", prompt.name)))?;
-                if options.template_file.is_some() {
-                    self.markers = chat::think_markers(model, Some(&tmpl.source));
-                }
-                let about = chat::describe(
-                    &tmpl.origin.describe(),
-                    Some(&tmpl.source),
-                    options,
-                    self.markers.as_ref(),
-                );
+            PromptMode::Chat { template, options } => {
+                let (text, about) = chat::prompt(
+                    self.loaded.borrow_owner(),
+                    &self.settings.model,
+                    (template.as_deref(), options),
+                    prompt,
+                    &mut self.markers,
+                )?;
                 self.details.extend(about);
                 text
             }
