@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import os
 import sys
 import uuid
@@ -213,15 +214,26 @@ class Driver:
             template = getattr(inner, "chat_template", None)
         return template or None
 
-    def chat_prompt(self, user_text: str) -> str | None:
-        """The model's chat template applied to one user message, with the
-        generation prompt; None when the tokenizer has no chat template."""
-        if self._chat_template() is None:
+    def chat_prompt(
+        self,
+        user_text: str,
+        template: str | None = None,
+        kwargs_json: str | None = None,
+    ) -> str | None:
+        """The model's chat template (or `template`, a Jinja source) applied to
+        one user message, with the generation prompt and the template arguments
+        `kwargs_json` (a JSON object, e.g. {"enable_thinking": false}) as vllm
+        serve passes a request's chat_template_kwargs; None when the tokenizer
+        has no chat template and none is given."""
+        if template is None and self._chat_template() is None:
             return None
+        extra = json.loads(kwargs_json) if kwargs_json else {}
         text = self.tokenizer.apply_chat_template(
             [{"role": "user", "content": user_text}],
             tokenize=False,
             add_generation_prompt=True,
+            chat_template=template,
+            **extra,
         )
         if not isinstance(text, str):
             raise DriverError(f"the chat template returned {type(text).__name__}, not text")

@@ -164,6 +164,35 @@ pub struct RunArgs {
     /// Send the prompt text as is, without a chat template.
     #[arg(long, help_heading = "Plan")]
     pub raw_prompt: bool,
+
+    // ---- chat templates and reasoning ----
+    /// Render this Jinja chat template instead of the model's own (in-process llama.cpp), as
+    /// llama-server's --chat-template-file does.
+    #[arg(long, value_name = "FILE", help_heading = "Plan", conflicts_with_all = ["raw_prompt", "chat_template"])]
+    pub chat_template_file: Option<PathBuf>,
+    /// Extra chat template arguments as a JSON object, e.g. '{"enable_thinking": false}': merged
+    /// into the template's context in-process, and sent as `chat_template_kwargs` to llama-server
+    /// and vLLM, so that every engine builds the same prompt.
+    #[arg(
+        long,
+        value_name = "JSON",
+        help_heading = "Plan",
+        conflicts_with = "raw_prompt"
+    )]
+    pub chat_template_kwargs: Option<String>,
+    /// Let a reasoning model think (`on`) or answer directly (`off`): the template argument
+    /// `enable_thinking` on every engine. Reasoning models record TTFO, reasoning and answer tokens.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "on|off",
+        help_heading = "Plan",
+        conflicts_with = "raw_prompt"
+    )]
+    pub thinking: Option<OnOff>,
+    /// Mock engine: the first N tokens of each run are reasoning.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub mock_reasoning_tokens: u32,
     /// Prompt (prefix) cache between runs of the same prompt, on every engine: `off` makes every
     /// run evaluate its whole prompt (vLLM over HTTP gets a unique `cache_salt` per request,
     /// llama-server `cache_prompt: false`); `on` measures the cached case (runs 2..N reuse the

@@ -29,6 +29,7 @@ pub mod settings;
 pub mod signals;
 pub mod suite;
 pub mod telemetry;
+pub mod template;
 
 use std::process::ExitCode;
 

@@ -435,7 +435,7 @@ fn a_server_that_evaluates_other_prompt_tokens_is_one_clear_error() {
     );
     assert_clean_error(
         &out,
-        "llama-server evaluated 9 prompt tokens of 'short' where the in-process engine evaluated 16",
+        "llama-server evaluated 9 prompt tokens of 'short' where the in-process engine evaluated 37",
     );
     assert_clean_error(&out, "--llama-server PATH");
     // Both sides' runs are kept, and the file says why it is not a comparison to trust.

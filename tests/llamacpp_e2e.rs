@@ -167,6 +167,9 @@ fn without_ignore_eos_the_model_stops_at_its_end_and_says_so() {
             "all",
             "--ignore-eos",
             "false",
+            // llama.cpp's built-in ChatML (no system prompt), with which the model answers and ends.
+            "--chat-template",
+            "chatml",
             "--runs",
             "2",
             "--warmup",

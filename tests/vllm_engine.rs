@@ -466,3 +466,39 @@ fn ctrl_c_keeps_the_finished_runs_exits_130_and_leaves_nothing_behind() {
     assert!(temporary_files(dir.path()).is_empty());
     assert_eq!(files_in(dir.path()), [out_path]);
 }
+
+#[test]
+fn a_template_file_and_its_arguments_reach_the_tokenizers_renderer() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("r.json");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/templates/chatml-thinking.jinja");
+    let out = vllm_run(
+        &[
+            "--chat-template-file",
+            s(&file),
+            "--thinking",
+            "off",
+            "--prompt",
+            "short",
+            "--warmup",
+            "0",
+            "--runs",
+            "1",
+            "--max-tokens",
+            "2",
+        ],
+        &out_path,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let j = read_json(&out_path);
+    let text = j["results"]["vllm"]["prompts"]["short"]["prompt_text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.starts_with("<|im_start|>user\n"), "{text}");
+    assert!(
+        text.ends_with("<|im_start|>assistant\n<think>\n\n</think>\n\n"),
+        "enable_thinking false reached the template: {text:?}"
+    );
+}

@@ -34,6 +34,9 @@ pub fn run_options(a: &RunArgs) -> RunOptions {
         temperature: a.temperature,
         seed: a.seed,
         chat_template: a.chat_template.clone(),
+        chat_template_file: a.chat_template_file.clone(),
+        chat_template_kwargs: a.chat_template_kwargs.clone(),
+        thinking: a.thinking.map(|t| t.is_on()),
         raw_prompt: a.raw_prompt,
         prefix_cache: a.prefix_cache.is_on(),
         n_gpu_layers: a.n_gpu_layers.clone(),
@@ -70,6 +73,7 @@ pub fn run_options(a: &RunArgs) -> RunOptions {
         mock_itl_ms: a.mock_itl_ms,
         mock_chunk: a.mock_chunk,
         mock_fail_every: a.mock_fail_every,
+        mock_reasoning_tokens: a.mock_reasoning_tokens,
     }
 }
 

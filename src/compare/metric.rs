@@ -24,6 +24,8 @@ pub enum Better {
 pub enum Metric {
     /// Time to first token.
     Ttft,
+    /// Time to the first answer token (reasoning models only).
+    Ttfo,
     /// Decode rate.
     Tps,
     /// Per-run mean inter-token latency.
@@ -37,8 +39,9 @@ pub enum Metric {
 }
 
 /// Every metric, in report order.
-pub const ALL: [Metric; 6] = [
+pub const ALL: [Metric; 7] = [
     Metric::Ttft,
+    Metric::Ttfo,
     Metric::Tps,
     Metric::Itl,
     Metric::ItlGaps,
@@ -61,6 +64,7 @@ impl Metric {
     pub fn key(self, seed_defs: bool) -> &'static str {
         match (self, seed_defs) {
             (Self::Ttft, _) => "ttft_ms",
+            (Self::Ttfo, _) => "ttfo_ms",
             (Self::Tps, false) => "tps",
             (Self::Tps, true) => "seed_tps",
             (Self::Itl, _) => "itl_mean_ms",
@@ -75,6 +79,7 @@ impl Metric {
     pub fn label(self) -> &'static str {
         match self {
             Self::Ttft => "TTFT ms",
+            Self::Ttfo => "TTFO ms",
             Self::Tps => "TPS tok/s",
             Self::Itl => "ITL ms",
             Self::ItlGaps => "ITL gaps ms",
@@ -86,7 +91,7 @@ impl Metric {
     /// Decimals shown.
     pub fn digits(self) -> usize {
         match self {
-            Self::Ttft | Self::Tps => 2,
+            Self::Ttft | Self::Ttfo | Self::Tps => 2,
             Self::Itl | Self::ItlGaps => 3,
             Self::E2e | Self::Tokens => 1,
         }
@@ -112,6 +117,7 @@ impl Metric {
     pub fn summary(self, p: &PromptResult, seed_defs: bool, own_seed: bool) -> Option<Summary> {
         match self.key(seed_defs && !own_seed) {
             "ttft_ms" => p.ttft_ms,
+            "ttfo_ms" => p.ttfo_ms,
             "tps" => p.tps,
             "seed_tps" => p.seed_tps,
             "itl_mean_ms" => p.itl_mean_ms,
@@ -125,6 +131,7 @@ impl Metric {
     fn run_value(self, r: &RunRecord, seed_defs: bool) -> Option<f64> {
         match self.key(seed_defs) {
             "ttft_ms" => r.ttft_ms,
+            "ttfo_ms" => r.ttfo_ms,
             "tps" => r.tps,
             "seed_tps" => r.seed_tps,
             "itl_mean_ms" => r.itl_mean_ms,

@@ -23,6 +23,9 @@ pub struct MockSettings {
     pub chunk: u32,
     /// Fail every request whose 1-based number is a multiple of this (0 never).
     pub fail_every: u32,
+    /// A reasoning model: the first this many tokens of each run are reasoning (0: the model does
+    /// not reason and nothing about reasoning is recorded).
+    pub reasoning_tokens: u32,
 }
 
 /// The scripted engine.
@@ -60,6 +63,12 @@ impl Engine for MockEngine {
         settings.insert("itl_ms".into(), json!(self.settings.itl_ms));
         settings.insert("chunk".into(), json!(self.settings.chunk));
         settings.insert("fail_every".into(), json!(self.settings.fail_every));
+        if self.settings.reasoning_tokens > 0 {
+            settings.insert(
+                "reasoning_tokens".into(),
+                json!(self.settings.reasoning_tokens),
+            );
+        }
         EngineInfo {
             key: "mock".into(),
             name: "scripted mock".into(),
@@ -103,8 +112,14 @@ impl Engine for MockEngine {
                 return Err(EngineError::Interrupted);
             }
             wait_until(deadline);
-            let n = chunk.min(max - produced);
-            rec.tokens(n);
+            let mut n = chunk.min(max - produced);
+            if produced < s.reasoning_tokens {
+                // A delivery never mixes the two: the last reasoning chunk may be short.
+                n = n.min(s.reasoning_tokens - produced);
+                rec.reasoning(n);
+            } else {
+                rec.tokens(n);
+            }
             produced += n;
             // Each gap is at least the scripted one, measured from the delivery just made.
             deadline = Instant::now() + Duration::from_secs_f64(s.itl_ms / 1e3 * f64::from(n));

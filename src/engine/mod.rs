@@ -17,12 +17,14 @@ use crate::measure::Recorder;
 use crate::prompts::PromptSpec;
 
 /// How the user's prompt becomes the text an engine evaluates.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PromptMode {
     /// One user message through the model's chat template, or the named template.
     Chat {
         /// A template name llama.cpp knows (`chatml`, `llama3`, …) instead of the model's own.
         template: Option<String>,
+        /// A template file and the template arguments (`--chat-template-kwargs`, `--thinking`).
+        options: crate::template::ChatOptions,
     },
     /// The prompt text as is, no template.
     Raw,

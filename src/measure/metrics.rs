@@ -27,6 +27,32 @@ pub struct RunMetrics {
     pub itl_ms: Vec<f64>,
     /// Deliveries that carried more than one token.
     pub multi_token_deliveries: u64,
+    /// Reasoning and answer, for a run of a model that reasons; `None` for every other run.
+    pub reasoning: Option<ReasoningMetrics>,
+}
+
+/// How a reasoning model's run divides into reasoning and answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReasoningMetrics {
+    /// Request start to the first answer token (TTFO); `None` when the reasoning did not end
+    /// within the run's tokens.
+    pub ttfo_ms: Option<f64>,
+    /// Tokens before the first answer token (the markers and the thoughts).
+    pub reasoning_tokens: u64,
+    /// Tokens from the first answer token on.
+    pub answer_tokens: u64,
+}
+
+impl ReasoningMetrics {
+    /// Why TTFO is null, when it is.
+    pub fn ttfo_note(&self) -> Option<String> {
+        self.ttfo_ms.is_none().then(|| {
+            format!(
+                "the reasoning did not end within the run's {} generated tokens: no answer token (raise --max-tokens, or --thinking off)",
+                self.reasoning_tokens
+            )
+        })
+    }
 }
 
 /// Why a trace gives no metrics.
@@ -78,6 +104,18 @@ impl RunMetrics {
             itl_mean_ms,
             itl_ms,
             multi_token_deliveries: trace.deliveries.iter().filter(|d| d.tokens > 1).count() as u64,
+            reasoning: trace.phases.map(|p| {
+                let split = p.first_answer.unwrap_or(trace.deliveries.len());
+                let reasoning_tokens: u64 = trace.deliveries[..split]
+                    .iter()
+                    .map(|d| u64::from(d.tokens))
+                    .sum();
+                ReasoningMetrics {
+                    ttfo_ms: p.first_answer.map(|i| ms(trace.deliveries[i].at)),
+                    reasoning_tokens,
+                    answer_tokens: tokens - reasoning_tokens,
+                }
+            }),
         })
     }
 }
@@ -132,6 +170,40 @@ mod tests {
         let m = RunMetrics::from_trace(&trace, 5).unwrap();
         assert!(close(m.tps.unwrap(), 100.0)); // 2 tokens in 20 ms
         assert!(close(m.seed_tps.unwrap(), 200.0)); // 4 tokens in 20 ms
+    }
+
+    #[test]
+    fn reasoning_runs_have_ttfo_and_token_split() {
+        let deliveries = [(10.0, 1), (20.0, 1), (30.0, 2), (40.0, 1)];
+        let plain = RunMetrics::from_trace(&RunTrace::from_millis(&deliveries, 41.0), 4).unwrap();
+        assert_eq!(plain.reasoning, None);
+        let trace = RunTrace::from_millis(&deliveries, 41.0).with_reasoning(Some(2));
+        let r = RunMetrics::from_trace(&trace, 4)
+            .unwrap()
+            .reasoning
+            .unwrap();
+        assert!(close(r.ttfo_ms.unwrap(), 30.0));
+        assert_eq!((r.reasoning_tokens, r.answer_tokens), (2, 3));
+        assert_eq!(r.ttfo_note(), None);
+        let trace = RunTrace::from_millis(&deliveries, 41.0).with_reasoning(None);
+        let m = RunMetrics::from_trace(&trace, 4).unwrap();
+        let r = m.reasoning.unwrap();
+        assert_eq!(
+            (r.ttfo_ms, r.reasoning_tokens, r.answer_tokens),
+            (None, 5, 0)
+        );
+        assert!(r
+            .ttfo_note()
+            .unwrap()
+            .contains("did not end within the run's 5"));
+        assert!(close(m.ttft_ms, 10.0)); // TTFT is unchanged: the first token of any kind
+        let trace = RunTrace::from_millis(&deliveries, 41.0).with_reasoning(Some(0));
+        let r = RunMetrics::from_trace(&trace, 4)
+            .unwrap()
+            .reasoning
+            .unwrap();
+        assert!(close(r.ttfo_ms.unwrap(), 10.0));
+        assert_eq!((r.reasoning_tokens, r.answer_tokens), (0, 5));
     }
 
     #[test]

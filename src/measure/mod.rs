@@ -39,6 +39,19 @@
 //! every engine: counted in `N`, stamped when sampled, and it ends the run (as llama-server and
 //! vLLM count it in `usage.completion_tokens`).
 //!
+//! # Reasoning models
+//!
+//! For a model that reasons (its think markers are found, or the server streams reasoning deltas)
+//! the engine reports reasoning tokens apart from answer tokens ([`Recorder::reasoning`]), and a run
+//! also has:
+//!
+//! - **TTFO** (`ttfo_ms`): request start to the first delivery that carries an answer token (time to
+//!   first output token); TTFT stays the first token of any kind. Null, with a note, when the
+//!   reasoning did not end within the run's tokens.
+//! - `reasoning_tokens`: tokens before that delivery; `answer_tokens`: `N − reasoning_tokens`.
+//!
+//! Runs of other models record none of these (their results are unchanged).
+//!
 //! A run with no generated token has no TTFT and fails; a run with a single delivery has no ITL or
 //! TPS (those metrics are left out of that run's record).
 //!
@@ -56,6 +69,6 @@ pub mod significance;
 pub mod stats;
 
 pub use load_clock::{time_load, LoadClock, LoadTime, LoadTimed};
-pub use metrics::RunMetrics;
-pub use recorder::{Recorder, RunTrace, StopFlag};
+pub use metrics::{ReasoningMetrics, RunMetrics};
+pub use recorder::{Phases, Recorder, RunTrace, StopFlag};
 pub use stats::Summary;

@@ -40,6 +40,10 @@ pub struct Recorder {
     start: Option<Instant>,
     stamps: Vec<(Instant, u32)>,
     stop: StopFlag,
+    /// The run's tokens are sorted into reasoning and answer (a reasoning model).
+    phases: bool,
+    /// Index in `stamps` of the first answer delivery.
+    first_answer: Option<usize>,
 }
 
 impl Recorder {
@@ -49,12 +53,16 @@ impl Recorder {
             start: None,
             stamps: Vec::with_capacity(expected_tokens + 1),
             stop,
+            phases: false,
+            first_answer: None,
         }
     }
 
     /// Stamps the request start and forgets any earlier timeline.
     pub fn start(&mut self) {
         self.stamps.clear();
+        self.phases = false;
+        self.first_answer = None;
         self.start = Some(Instant::now());
     }
 
@@ -64,8 +72,36 @@ impl Recorder {
     pub fn tokens(&mut self, n: u32) {
         let now = Instant::now();
         if n > 0 {
+            if self.phases && self.first_answer.is_none() {
+                self.first_answer = Some(self.stamps.len());
+            }
             self.stamps.push((now, n));
         }
+    }
+
+    /// Declares that this run's tokens are sorted into reasoning ([`Recorder::reasoning`]) and
+    /// answer ([`Recorder::tokens`]): the engine knows the model's think markers. Without it (and
+    /// without a reasoning delivery) the run records nothing about reasoning.
+    #[inline]
+    pub fn track_reasoning(&mut self) {
+        self.phases = true;
+    }
+
+    /// Reports that `n` generated reasoning tokens are available now: stamped as
+    /// [`Recorder::tokens`], and counted as reasoning while no answer token came before them.
+    #[inline]
+    pub fn reasoning(&mut self, n: u32) {
+        let now = Instant::now();
+        self.phases = true;
+        if n > 0 {
+            self.stamps.push((now, n));
+        }
+    }
+
+    /// Whether the run is in its reasoning: tokens were sorted and no answer token came yet.
+    #[inline]
+    pub fn in_reasoning(&self) -> bool {
+        self.phases && self.first_answer.is_none()
     }
 
     /// Time since the request start on the recorder's clock (`None` before [`Recorder::start`]):
@@ -118,7 +154,12 @@ impl Recorder {
     pub fn finish(&mut self) -> RunTrace {
         let end = Instant::now();
         let start = self.start.take().unwrap_or(end);
+        let n = self.stamps.len();
+        let phases = std::mem::take(&mut self.phases).then(|| Phases {
+            first_answer: self.first_answer.take().filter(|&i| i < n),
+        });
         RunTrace {
+            phases,
             deliveries: self
                 .stamps
                 .drain(..)
@@ -139,6 +180,17 @@ pub struct RunTrace {
     pub deliveries: Vec<Delivery>,
     /// When the engine returned.
     pub end: Duration,
+    /// Where the reasoning ended, for a run whose tokens were sorted into reasoning and answer;
+    /// `None` for every other run.
+    pub phases: Option<Phases>,
+}
+
+/// How a reasoning run's deliveries divide into reasoning and answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Phases {
+    /// Index of the first delivery that carried answer tokens; `None` when the reasoning did not
+    /// end (every delivery is reasoning).
+    pub first_answer: Option<usize>,
 }
 
 impl RunTrace {
@@ -153,7 +205,17 @@ impl RunTrace {
                 })
                 .collect(),
             end: Duration::from_secs_f64(end_ms / 1e3),
+            phases: None,
         }
+    }
+
+    /// The same trace with its first `reasoning` deliveries marked as reasoning (`None`: all of
+    /// them, the reasoning did not end); for tests and scripted engines.
+    pub fn with_reasoning(mut self, reasoning: Option<usize>) -> Self {
+        self.phases = Some(Phases {
+            first_answer: reasoning.filter(|&i| i < self.deliveries.len()),
+        });
+        self
     }
 
     /// Generated tokens over all deliveries.
@@ -203,6 +265,37 @@ mod tests {
         let trace = rec.finish();
         assert_eq!(trace.tokens(), 1);
         assert_eq!(trace.deliveries.len(), 1);
+    }
+
+    #[test]
+    fn reasoning_deliveries_mark_where_the_answer_starts() {
+        let mut rec = Recorder::new(8, StopFlag::new());
+        rec.start();
+        rec.tokens(1);
+        assert_eq!(rec.finish().phases, None);
+        rec.start();
+        rec.reasoning(2);
+        assert!(rec.in_reasoning());
+        rec.reasoning(1);
+        rec.tokens(1);
+        rec.reasoning(1);
+        assert!(!rec.in_reasoning());
+        let trace = rec.finish();
+        assert_eq!(trace.phases.unwrap().first_answer, Some(2));
+        assert_eq!(trace.tokens(), 5);
+        // Tracked but never reasoning: the first delivery is the answer.
+        rec.start();
+        rec.track_reasoning();
+        rec.tokens(1);
+        assert_eq!(rec.finish().phases.unwrap().first_answer, Some(0));
+        // Reasoning that never ends.
+        rec.start();
+        rec.reasoning(3);
+        assert_eq!(rec.finish().phases.unwrap().first_answer, None);
+        // The next run starts clean.
+        rec.start();
+        rec.tokens(1);
+        assert_eq!(rec.finish().phases, None);
     }
 
     #[test]

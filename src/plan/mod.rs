@@ -136,6 +136,7 @@ fn engine_plan(a: &RunOptions) -> Result<EnginePlan, PlanError> {
             itl_ms: a.mock_itl_ms,
             chunk: a.mock_chunk,
             fail_every: a.mock_fail_every,
+            reasoning_tokens: a.mock_reasoning_tokens,
         }),
     })
 }
@@ -171,6 +172,17 @@ impl Plan {
         } else {
             PromptMode::Chat {
                 template: a.chat_template.clone(),
+                options: crate::template::ChatOptions::from_flags(
+                    a.chat_template_file.clone(),
+                    a.chat_template_kwargs.as_deref(),
+                    a.thinking,
+                )
+                .map_err(|e| match e {
+                    crate::template::TemplateError::Kwargs(m) => {
+                        flag_err("--chat-template-kwargs", m)
+                    }
+                    other => flag_err("--chat-template-kwargs", other.to_string()),
+                })?,
             }
         };
         let engine = engine_plan(a)?;

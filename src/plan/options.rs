@@ -56,6 +56,12 @@ pub struct RunOptions {
     pub seed: u32,
     /// A chat template name instead of the model's.
     pub chat_template: Option<String>,
+    /// A Jinja chat template file instead of the model's.
+    pub chat_template_file: Option<PathBuf>,
+    /// Extra template arguments, a JSON object (`--chat-template-kwargs`).
+    pub chat_template_kwargs: Option<String>,
+    /// `--thinking on|off`: the template's `enable_thinking`.
+    pub thinking: Option<bool>,
     /// The prompt text as is, no template.
     pub raw_prompt: bool,
     /// `--prefix-cache on`.
@@ -128,4 +134,6 @@ pub struct RunOptions {
     pub mock_chunk: u32,
     /// Mock engine: fail every Nth request.
     pub mock_fail_every: u32,
+    /// The scripted engine's reasoning tokens before the answer.
+    pub mock_reasoning_tokens: u32,
 }

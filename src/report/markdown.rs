@@ -109,6 +109,11 @@ pub fn render_entries(entries: &[Entry<'_>]) -> String {
     ] {
         cols.push(col(h, r));
     }
+    let reasoning = super::reasoning::any(entries);
+    if reasoning {
+        cols.push(col("TTFO ms", true));
+        cols.push(col("think / answer tok", true));
+    }
     let roofline = super::roofline::any(entries);
     if roofline {
         cols.push(col("mem GB/s", true));
@@ -143,6 +148,9 @@ pub fn render_entries(entries: &[Entry<'_>]) -> String {
             row.push(mean_std(p.tps.as_ref(), 2));
             row.push(mean_std(p.itl_mean_ms.as_ref(), 3));
             row.push(mean_std(p.e2e_latency_ms.as_ref(), 1));
+            if reasoning {
+                row.extend(super::reasoning::cells(p));
+            }
             if roofline {
                 row.extend(super::roofline::cells(r, prompt));
             }

@@ -7,6 +7,7 @@ pub mod load;
 pub mod load_plot;
 pub mod markdown;
 pub mod plot;
+pub mod reasoning;
 pub mod roofline;
 pub mod rows;
 pub mod table;

@@ -107,6 +107,9 @@ pub fn render(file: &ResultsFile) -> String {
                 pcts(&p.itl_ms, 2),
                 pcts(&p.e2e_latency_ms, 0)
             );
+            if let Some(line) = super::reasoning::line(p) {
+                let _ = writeln!(out, "  {:<10} {line}", "reasoning");
+            }
             if let Some(line) = super::roofline::line(e, name) {
                 let _ = writeln!(out, "  {:<10} {line}", "roofline");
             }

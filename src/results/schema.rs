@@ -231,6 +231,20 @@ pub struct PromptResult {
     /// Every measured run, in order, with its raw samples.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<RunRecord>,
+    /// Reasoning models only: request start to the first answer token (ms), over the runs whose
+    /// reasoning ended (see `ttfo_missing_runs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfo_ms: Option<Summary>,
+    /// Reasoning models only: tokens before the first answer token, per run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_tokens: Option<Summary>,
+    /// Reasoning models only: tokens from the first answer token on, per run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_tokens: Option<Summary>,
+    /// Reasoning models only: successful runs whose reasoning did not end within their tokens
+    /// (null TTFO).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfo_missing_runs: Option<u32>,
 }
 
 /// One measured run.
@@ -290,6 +304,19 @@ pub struct RunRecord {
     /// alternate the order (ABBA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position_in_round: Option<u32>,
+    /// Reasoning models only: request start to the first answer token (ms); absent with
+    /// `ttfo_note` when the reasoning did not end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfo_ms: Option<f64>,
+    /// Reasoning models only: why `ttfo_ms` is null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfo_note: Option<String>,
+    /// Reasoning models only: tokens before the first answer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_tokens: Option<u64>,
+    /// Reasoning models only: tokens from the first answer token on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_tokens: Option<u64>,
 }
 
 /// llama.cpp's own counters for one run (`llama_perf_context`), beside the recorder's stamps.

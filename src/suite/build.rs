@@ -67,6 +67,10 @@ pub fn run_record(
             }),
             position_in_round: position,
             roofline: None,
+            ttfo_ms: m.reasoning.and_then(|r| r.ttfo_ms),
+            ttfo_note: m.reasoning.and_then(|r| r.ttfo_note()),
+            reasoning_tokens: m.reasoning.map(|r| r.reasoning_tokens),
+            answer_tokens: m.reasoning.map(|r| r.answer_tokens),
         },
     }
 }
@@ -111,6 +115,14 @@ pub fn prompt_result(p: &PromptRuns) -> PromptResult {
             .enumerate()
             .map(|(i, r)| run_record(i as u32 + 1, r, p.positions.get(i).copied()))
             .collect(),
+        ttfo_ms: summary_of(&ok, |m| m.reasoning.and_then(|r| r.ttfo_ms)),
+        reasoning_tokens: summary_of(&ok, |m| m.reasoning.map(|r| r.reasoning_tokens as f64)),
+        answer_tokens: summary_of(&ok, |m| m.reasoning.map(|r| r.answer_tokens as f64)),
+        ttfo_missing_runs: ok.iter().any(|m| m.reasoning.is_some()).then(|| {
+            ok.iter()
+                .filter(|m| m.reasoning.is_some_and(|r| r.ttfo_ms.is_none()))
+                .count() as u32
+        }),
     }
 }
 

@@ -146,6 +146,7 @@ impl HttpEngine {
             version,
             load_ms: 0.0,
             events: Vec::with_capacity(8),
+            chat_kwargs: Map::new(),
             details,
             server,
             settings,

@@ -130,6 +130,8 @@ pub struct HttpEngine {
     requests: u64,
     /// Distinguishes this engine's salts from another process's.
     salt_tag: String,
+    /// Chat template arguments sent with every chat request (`--chat-template-kwargs`, `--thinking`).
+    chat_kwargs: Map<String, Value>,
 }
 
 impl HttpEngine {
@@ -167,6 +169,10 @@ impl Engine for HttpEngine {
         settings.insert("model_id".into(), json!(self.model_id));
         settings.insert("stream_options.include_usage".into(), json!(true));
         settings.insert("prefix_cache".into(), json!(self.settings.prefix_cache));
+        if !self.chat_kwargs.is_empty() {
+            let kwargs = Value::Object(self.chat_kwargs.clone());
+            settings.insert("chat_template_kwargs".into(), kwargs);
+        }
         if self.flavor == Flavor::Vllm && !self.settings.prefix_cache {
             settings.insert("cache_salt".into(), json!("unique per request"));
         }
@@ -204,8 +210,16 @@ impl Engine for HttpEngine {
         prompt: &PromptSpec,
         mode: &PromptMode,
     ) -> Result<PreparedPrompt, EngineError> {
+        if let PromptMode::Chat { options, .. } = mode {
+            if options.template_file.is_some() {
+                return Err(EngineError::Prompt(
+                    "--chat-template-file does not apply over HTTP: the server renders its own template (start llama-server with --chat-template-file, vllm serve with --chat-template)".into(),
+                ));
+            }
+            self.chat_kwargs = options.kwargs.clone();
+        }
         match (mode, self.settings.api) {
-            (PromptMode::Chat { template: Some(_) }, Api::Chat) => Err(EngineError::Prompt(
+            (PromptMode::Chat { template: Some(_), .. }, Api::Chat) => Err(EngineError::Prompt(
                 "--chat-template does not apply over HTTP: the server applies its own template (--api chat), or pass --raw-prompt with --api completions".into(),
             )),
             (PromptMode::Chat { .. }, Api::Completions) => Err(EngineError::Prompt(

@@ -25,7 +25,12 @@ impl HttpEngine {
             "stream_options": {"include_usage": true},
         });
         match self.settings.api {
-            Api::Chat => body["messages"] = json!([{"role": "user", "content": req.prompt.text}]),
+            Api::Chat => {
+                body["messages"] = json!([{"role": "user", "content": req.prompt.text}]);
+                if !self.chat_kwargs.is_empty() {
+                    body["chat_template_kwargs"] = Value::Object(self.chat_kwargs.clone());
+                }
+            }
             Api::Completions => body["prompt"] = json!(req.prompt.text),
         }
         if s.ignore_eos && self.flavor != Flavor::Other {

@@ -312,7 +312,13 @@ pub(super) async fn stream_one(
                 }
                 Ok(Payload::Chunk(c)) => {
                     let n = out.counter.count(&c);
-                    rec.tokens(n);
+                    // Reasoning deltas are reasoning tokens; tokens of a chunk without text go
+                    // with the phase the run is in.
+                    if c.reasoning || (c.text.is_empty() && rec.in_reasoning()) {
+                        rec.reasoning(n);
+                    } else {
+                        rec.tokens(n);
+                    }
                     out.text.push_str(&c.text);
                     if let Some(ids) = c.token_ids {
                         out.token_ids.extend(ids);

@@ -67,6 +67,7 @@ impl LlamaCppBatch {
             load_report,
             piece,
             cached: _,
+            markers,
         } = engine;
         let model = loaded.into_owner();
         let (loaded, _log) = load_report::capture(|| {
@@ -90,6 +91,7 @@ impl LlamaCppBatch {
                 load_report,
                 piece: Vec::new(),
                 cached: Vec::new(),
+                markers,
             },
             slots: (0..streams).map(|_| None).collect(),
             batch: LlamaBatch::new(n_batch, 1),

@@ -103,6 +103,8 @@ impl LlamaCppEngine {
         })?;
         let mut details = model_details(&model);
         details.insert("sampler_chain".into(), json!(SAMPLER_CHAIN));
+        let markers =
+            super::chat::think_markers(&model, super::chat::model_template(&model).as_deref());
         details.insert(
             "gpu_offload_supported".into(),
             json!(backend.supports_gpu_offload()),
@@ -138,6 +140,7 @@ impl LlamaCppEngine {
             load_report,
             piece: Vec::with_capacity(64),
             cached: Vec::new(),
+            markers,
         })
     }
 
@@ -191,6 +194,7 @@ impl LlamaCppEngine {
             eog_tokens: self.eog_tokens,
             piece: self.piece,
             cached: Vec::new(),
+            markers: self.markers,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! chain, the same one llama-server runs for the comparison's requests.
 
 mod batch;
+mod chat;
 mod load;
 mod load_report;
 mod settings;
@@ -15,7 +16,7 @@ pub use settings::{FlashAttn, LlamaCppSettings};
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use llama_cpp_2::token::LlamaToken;
@@ -27,6 +28,7 @@ use super::{
 };
 use crate::measure::Recorder;
 use crate::prompts::PromptSpec;
+use crate::template::reasoning::{Phase, PhaseTracker, ThinkMarkers};
 
 /// The sampler chain, as recorded in the settings (the same on llama-server's side of
 /// `--compare-http`, which is asked for `samplers: ["temperature"]`).
@@ -55,6 +57,8 @@ pub struct LlamaCppEngine {
     piece: Vec<u8>,
     /// The tokens whose KV cells the sequence holds, in order (kept for `--prefix-cache on`).
     cached: Vec<LlamaToken>,
+    /// The model's think markers (a reasoning model), from its vocabulary and template.
+    markers: Option<ThinkMarkers>,
 }
 
 impl LlamaCppEngine {
@@ -89,20 +93,6 @@ impl LlamaCppEngine {
     /// The settings this engine was loaded with.
     pub fn settings(&self) -> &LlamaCppSettings {
         &self.settings
-    }
-
-    fn template(&self, name: Option<&str>) -> Result<LlamaChatTemplate, EngineError> {
-        let model = self.loaded.borrow_owner();
-        match name {
-            Some(name) => LlamaChatTemplate::new(name)
-                .map_err(|e| EngineError::Prompt(format!("invalid --chat-template: {e}"))),
-            None => model.chat_template(None).map_err(|_| {
-                EngineError::Prompt(format!(
-                    "model {} has no chat template: pass --chat-template NAME (e.g. chatml) or --raw-prompt",
-                    self.settings.model.display()
-                ))
-            }),
-        }
     }
 
     /// llama.cpp's sampler chain as llama-server builds it for the comparison's requests
@@ -149,19 +139,16 @@ impl Engine for LlamaCppEngine {
     ) -> Result<PreparedPrompt, EngineError> {
         let text = match mode {
             PromptMode::Raw => prompt.prompt.clone(),
-            PromptMode::Chat { template } => {
-                let tmpl = self.template(template.as_deref())?;
-                let msg = LlamaChatMessage::new("user".into(), prompt.prompt.clone())
-                    .map_err(|e| EngineError::Prompt(format!("prompt '{}': {e}", prompt.name)))?;
-                self.loaded
-                    .borrow_owner()
-                    .apply_chat_template(&tmpl, &[msg], true)
-                    .map_err(|e| {
-                        EngineError::Prompt(format!(
-                            "the chat template failed on prompt '{}' ({e}): pass --chat-template NAME or --raw-prompt",
-                            prompt.name
-                        ))
-                    })?
+            PromptMode::Chat { template, options } => {
+                let (text, about) = chat::prompt(
+                    self.loaded.borrow_owner(),
+                    &self.settings.model,
+                    (template.as_deref(), options),
+                    prompt,
+                    &mut self.markers,
+                )?;
+                self.details.extend(about);
+                text
             }
         };
         let n_prompt = self
@@ -191,6 +178,13 @@ impl Engine for LlamaCppEngine {
         let n_batch = self.settings.batch_size.max(1) as usize;
         let piece = &mut self.piece;
         let cached = &mut self.cached;
+        let mut phases = self
+            .markers
+            .as_ref()
+            .map(|m| PhaseTracker::new(m, &req.prompt.text));
+        if phases.is_some() {
+            rec.track_reasoning();
+        }
         self.loaded.with_dependent_mut(|model, ctx| {
             let vocab = model.vocab();
             ctx.reset_timings();
@@ -251,8 +245,12 @@ impl Engine for LlamaCppEngine {
                 piece.clear();
                 vocab.token_to_piece_into(token, piece, false, None);
                 // An end-of-generation token is a generated token, as llama-server and vLLM count
-                // it; it ends the request.
-                rec.tokens(1);
+                // it; it ends the request. A reasoning model's tokens are sorted into reasoning
+                // and answer (one comparison per token).
+                match phases.as_mut().map(|p| p.next(i64::from(token.0), piece)) {
+                    Some(Phase::Reasoning) => rec.reasoning(1),
+                    _ => rec.tokens(1),
+                }
                 text.extend_from_slice(piece);
                 token_ids.push(i64::from(token.0));
                 if !req.sampling.ignore_eos && vocab.is_eog(token) {

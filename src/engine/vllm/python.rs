@@ -329,15 +329,34 @@ impl Engine for VllmEngine {
     ) -> Result<PreparedPrompt, EngineError> {
         let text = match mode {
             PromptMode::Raw => prompt.prompt.clone(),
-            PromptMode::Chat { template: Some(name) } => {
+            PromptMode::Chat {
+                template: Some(name),
+                ..
+            } => {
                 return Err(EngineError::Prompt(format!(
                     "--chat-template {name} names a llama.cpp template; the vllm engine applies the model's own: drop --chat-template, or pass --raw-prompt"
                 )))
             }
-            PromptMode::Chat { template: None } => {
+            PromptMode::Chat {
+                template: None,
+                options,
+            } => {
+                let source = match &options.template_file {
+                    Some(path) => Some(
+                        crate::template::read_template_file(path)
+                            .map_err(|e| EngineError::Prompt(e.to_string()))?,
+                    ),
+                    None => None,
+                };
+                let kwargs = options
+                    .has_kwargs()
+                    .then(|| serde_json::Value::Object(options.kwargs.clone()).to_string());
                 let templated: Option<String> = self.call(EngineError::Prompt, |d| {
-                    d.call_method1("chat_prompt", (prompt.prompt.as_str(),))?
-                        .extract()
+                    d.call_method1(
+                        "chat_prompt",
+                        (prompt.prompt.as_str(), source.as_deref(), kwargs.as_deref()),
+                    )?
+                    .extract()
                 })?;
                 templated.ok_or_else(|| {
                     EngineError::Prompt(format!(

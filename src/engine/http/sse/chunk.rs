@@ -49,6 +49,9 @@ pub struct Chunk {
     pub usage: Option<Usage>,
     /// llama-server's timings.
     pub timings: Option<Timings>,
+    /// The chunk carries reasoning text (`reasoning_content`, vLLM's `reasoning`) and no answer
+    /// text: its tokens are reasoning tokens.
+    pub reasoning: bool,
 }
 
 /// The meaning of one event's data.
@@ -108,6 +111,9 @@ struct RawDelta {
     content: Option<String>,
     #[serde(default)]
     reasoning_content: Option<String>,
+    /// vLLM's newer name for `reasoning_content`.
+    #[serde(default)]
+    reasoning: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -180,11 +186,14 @@ pub fn decode(event: &SseEvent) -> Result<Payload, ChunkError> {
     };
     for choice in raw.choices {
         if let Some(d) = choice.delta {
-            if let Some(r) = d.reasoning_content {
+            let thought = [d.reasoning_content, d.reasoning].into_iter().flatten();
+            for r in thought.filter(|r| !r.is_empty()) {
                 chunk.text.push_str(&r);
+                chunk.reasoning = true;
             }
-            if let Some(c) = d.content {
+            if let Some(c) = d.content.filter(|c| !c.is_empty()) {
                 chunk.text.push_str(&c);
+                chunk.reasoning = false;
             }
         }
         if let Some(t) = choice.text {
@@ -238,6 +247,17 @@ mod tests {
             panic!()
         };
         assert_eq!(c.text, "hmm");
+        assert!(c.reasoning);
+        // vLLM's newer field name; a chunk with answer text is an answer chunk.
+        let vllm = msg(r#"{"choices":[{"delta":{"reasoning":"so"}}]}"#);
+        let Payload::Chunk(c) = decode(&vllm).unwrap() else {
+            panic!()
+        };
+        assert!(c.reasoning && c.text == "so");
+        let Payload::Chunk(c) = decode(&chat).unwrap() else {
+            panic!()
+        };
+        assert!(!c.reasoning);
 
         let cmpl = msg(
             r#"{"choices":[{"text":" a b","index":0,"finish_reason":"length","logprobs":{"content":[{},{}]}}],
