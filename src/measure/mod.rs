@@ -52,6 +52,7 @@ pub mod load;
 pub mod metrics;
 pub mod recorder;
 pub mod significance;
+pub mod span;
 pub mod stats;
 
 pub use load::{time_load, LoadClock, LoadTime, LoadTimed};

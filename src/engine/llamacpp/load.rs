@@ -19,7 +19,7 @@ use crate::engine::EngineError;
 use crate::gguf::{self, GgufError, GgufSummary};
 use crate::measure::{LoadTime, LoadTimed};
 
-fn backend(verbose: bool) -> Result<&'static LlamaBackend, EngineError> {
+pub(super) fn backend(verbose: bool) -> Result<&'static LlamaBackend, EngineError> {
     static BACKEND: OnceLock<LlamaBackend> = OnceLock::new();
     if let Some(b) = BACKEND.get() {
         return Ok(b);

@@ -3,6 +3,7 @@
 //! drops a slot's cells) so that no run reuses another's prompt. Sampling runs llama.cpp's sampler
 //! chain, the same one llama-server runs for the comparison's requests.
 
+pub mod bench_tests;
 mod load;
 mod load_report;
 mod settings;
