@@ -65,8 +65,14 @@ fn every_output_format_parses_with_llama_bench_field_names() {
         assert!(v["provenance"]["system"]["cpu_model"].is_string());
         assert_eq!(v["provenance"]["settings"]["repetitions"], 2);
     }
-    assert_eq!((lines[0]["n_prompt"].clone(), lines[0]["n_gen"].clone()), (16.into(), 0.into()));
-    assert_eq!((lines[1]["n_prompt"].clone(), lines[1]["n_gen"].clone()), (0.into(), 8.into()));
+    assert_eq!(
+        (lines[0]["n_prompt"].clone(), lines[0]["n_gen"].clone()),
+        (16.into(), 0.into())
+    );
+    assert_eq!(
+        (lines[1]["n_prompt"].clone(), lines[1]["n_gen"].clone()),
+        (0.into(), 8.into())
+    );
 
     let json: Value = serde_json::from_str(&ok(&with(&["-o", "json"]))).expect("a JSON array");
     assert_eq!(json.as_array().unwrap().len(), 2);
@@ -77,7 +83,10 @@ fn every_output_format_parses_with_llama_bench_field_names() {
     assert_eq!(rows.next(), Some(CSV_HEADER));
     let rows: Vec<&str> = rows.collect();
     assert_eq!(rows.len(), 2);
-    assert_eq!(rows[0].split("\",\"").count(), CSV_HEADER.split(',').count());
+    assert_eq!(
+        rows[0].split("\",\"").count(),
+        CSV_HEADER.split(',').count()
+    );
 
     let sql = ok(&with(&["-o", "sql"]));
     assert!(sql.starts_with("CREATE TABLE IF NOT EXISTS llama_bench ("));
@@ -93,8 +102,13 @@ fn every_output_format_parses_with_llama_bench_field_names() {
 
 #[test]
 fn depth_runs_fill_exactly_the_asked_depth_and_pg_runs_both() {
-    let out = ok(&["-p", "16", "-n", "0", "-pg", "8,4", "-d", "0,24", "-r", "2", "-o", "jsonl"]);
-    let recs: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let out = ok(&[
+        "-p", "16", "-n", "0", "-pg", "8,4", "-d", "0,24", "-r", "2", "-o", "jsonl",
+    ]);
+    let recs: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let tests: Vec<(u64, u64, u64)> = recs
         .iter()
         .map(|r| {
@@ -115,21 +129,32 @@ fn depth_runs_fill_exactly_the_asked_depth_and_pg_runs_both() {
 
 #[test]
 fn kv_cache_types_are_accepted_and_recorded() {
-    let out = ok(&["-p", "8", "-n", "4", "-r", "1", "-ctk", "q8_0", "-o", "json"]);
+    let out = ok(&[
+        "-p", "8", "-n", "4", "-r", "1", "-ctk", "q8_0", "-o", "json",
+    ]);
     let recs: Value = serde_json::from_str(&out).unwrap();
     for r in recs.as_array().unwrap() {
         assert_eq!(r["type_k"], "q8_0");
         assert_eq!(r["type_v"], "f16");
     }
     let md = ok(&["-p", "8", "-n", "0", "-r", "1", "-ctk", "q8_0"]);
-    assert!(md.contains("| type_k | type_v |") && md.contains("| q8_0 | f16 |"), "{md}");
+    assert!(
+        md.contains("| type_k | type_v |") && md.contains("| q8_0 | f16 |"),
+        "{md}"
+    );
 }
 
 #[test]
 fn against_llama_bench_prints_one_ratio_per_test() {
     let out = ok(&with(&["--against", "llama-bench", "-o", "jsonl"]));
-    let recs: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let theirs: Vec<&Value> = recs.iter().filter(|r| r["runner"] == "llama-bench").collect();
+    let recs: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let theirs: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["runner"] == "llama-bench")
+        .collect();
     let ratios: Vec<&Value> = recs.iter().filter(|r| r["record"] == "ratio").collect();
     assert_eq!(theirs.len(), 2, "{out}");
     assert_eq!(ratios.len(), 2, "{out}");

@@ -32,19 +32,38 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
 #[derive(Debug, Clone, Args)]
 pub struct LlamaBenchArgs {
     /// Model file (.gguf).
-    #[arg(short = 'm', long, default_value = "models/gguf/SmolLM2-135M-Instruct.Q4_1.gguf")]
+    #[arg(
+        short = 'm',
+        long,
+        default_value = "models/gguf/SmolLM2-135M-Instruct.Q4_1.gguf"
+    )]
     pub model: PathBuf,
     /// Prompt processing tests: tokens evaluated in one go (0: none).
-    #[arg(short = 'p', long = "n-prompt", default_value = "512", value_name = "N[,N…]")]
+    #[arg(
+        short = 'p',
+        long = "n-prompt",
+        default_value = "512",
+        value_name = "N[,N…]"
+    )]
     pub n_prompt: String,
     /// Text generation tests: single-token decodes (0: none).
-    #[arg(short = 'n', long = "n-gen", default_value = "128", value_name = "N[,N…]")]
+    #[arg(
+        short = 'n',
+        long = "n-gen",
+        default_value = "128",
+        value_name = "N[,N…]"
+    )]
     pub n_gen: String,
     /// Prompt then generation, timed together (`-pg 512,128`); repeat the flag for more.
     #[arg(long = "pg", value_name = "PP,TG")]
     pub pg: Vec<String>,
     /// KV cache depth filled (untimed) before each test.
-    #[arg(short = 'd', long = "n-depth", default_value = "0", value_name = "N[,N…]")]
+    #[arg(
+        short = 'd',
+        long = "n-depth",
+        default_value = "0",
+        value_name = "N[,N…]"
+    )]
     pub n_depth: String,
     /// KV cache type for K (`-ctk`): f16, q8_0, q4_0, …
     #[arg(long = "cache-type-k", visible_alias = "ctk", default_value = "f16")]
@@ -59,16 +78,36 @@ pub struct LlamaBenchArgs {
     #[arg(short = 't', long, value_name = "N[,N…]")]
     pub threads: Option<String>,
     /// Layers offloaded to the GPU (`-ngl`); -1 is all.
-    #[arg(long = "n-gpu-layers", visible_alias = "ngl", default_value = "-1", allow_hyphen_values = true)]
+    #[arg(
+        long = "n-gpu-layers",
+        visible_alias = "ngl",
+        default_value = "-1",
+        allow_hyphen_values = true
+    )]
     pub n_gpu_layers: String,
     /// Logical batch size.
-    #[arg(short = 'b', long = "batch-size", default_value = "2048", value_name = "N[,N…]")]
+    #[arg(
+        short = 'b',
+        long = "batch-size",
+        default_value = "2048",
+        value_name = "N[,N…]"
+    )]
     pub batch_size: String,
     /// Physical batch size (`-ub`).
-    #[arg(long = "ubatch-size", visible_alias = "ub", default_value = "512", value_name = "N[,N…]")]
+    #[arg(
+        long = "ubatch-size",
+        visible_alias = "ub",
+        default_value = "512",
+        value_name = "N[,N…]"
+    )]
     pub ubatch_size: String,
     /// Flash attention (`-fa`): on, off or auto (1, 0, -1).
-    #[arg(long = "flash-attn", visible_alias = "fa", default_value = "auto", allow_hyphen_values = true)]
+    #[arg(
+        long = "flash-attn",
+        visible_alias = "fa",
+        default_value = "auto",
+        allow_hyphen_values = true
+    )]
     pub flash_attn: String,
     /// Output format: md, csv, json, jsonl or sql.
     #[arg(short = 'o', long, default_value = "md")]

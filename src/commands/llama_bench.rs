@@ -19,8 +19,18 @@ use crate::plan::parse_list;
 /// The tests of one sweep point: (n_prompt, n_gen), pp first, then tg, then pg (as llama-bench).
 fn tests(a: &LlamaBenchArgs) -> anyhow::Result<Vec<(u32, u32)>> {
     let mut out: Vec<(u32, u32)> = Vec::new();
-    out.extend(parse_list::<u32>("-p", &a.n_prompt)?.into_iter().filter(|&p| p > 0).map(|p| (p, 0)));
-    out.extend(parse_list::<u32>("-n", &a.n_gen)?.into_iter().filter(|&g| g > 0).map(|g| (0, g)));
+    out.extend(
+        parse_list::<u32>("-p", &a.n_prompt)?
+            .into_iter()
+            .filter(|&p| p > 0)
+            .map(|p| (p, 0)),
+    );
+    out.extend(
+        parse_list::<u32>("-n", &a.n_gen)?
+            .into_iter()
+            .filter(|&g| g > 0)
+            .map(|g| (0, g)),
+    );
     for pg in &a.pg {
         match parse_list::<u32>("-pg", pg)?.as_slice() {
             [p, g] if *p > 0 || *g > 0 => out.push((*p, *g)),
@@ -50,7 +60,13 @@ fn fa_code(fa: FlashAttn) -> i32 {
 }
 
 /// The in-process record of one test, before its samples.
-fn base_record(facts: &ModelFacts, ngl: i32, p: &TestParams, cpu: &str, provenance: Value) -> Record {
+fn base_record(
+    facts: &ModelFacts,
+    ngl: i32,
+    p: &TestParams,
+    cpu: &str,
+    provenance: Value,
+) -> Record {
     let mut backends: Vec<String> = llama_cpp_2::list_llama_ggml_backend_devices()
         .into_iter()
         .map(|d| d.backend)
@@ -106,7 +122,11 @@ pub fn run_llama_bench(a: &LlamaBenchArgs) -> anyhow::Result<ExitCode> {
     let fas = a
         .flash_attn
         .split(',')
-        .map(|s| s.trim().parse::<FlashAttn>().map_err(|e| anyhow!("-fa: {e}")))
+        .map(|s| {
+            s.trim()
+                .parse::<FlashAttn>()
+                .map_err(|e| anyhow!("-fa: {e}"))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let binary = match a.against.as_deref() {
         None => None,
@@ -155,7 +175,13 @@ pub fn run_llama_bench(a: &LlamaBenchArgs) -> anyhow::Result<ExitCode> {
                                             provenance.clone(),
                                         );
                                         let (ours, theirs) = run_test(
-                                            &model, a, ngl, &params, warmup, binary.as_deref(), base,
+                                            &model,
+                                            a,
+                                            ngl,
+                                            &params,
+                                            warmup,
+                                            binary.as_deref(),
+                                            base,
                                         )?;
                                         if let Some(theirs) = theirs {
                                             ratios.push(against::ratio(

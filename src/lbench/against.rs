@@ -20,7 +20,9 @@ pub const VENDOR_LLAMA_BENCH: &str = "vendor/llama.cpp-b11434/bin/llama-bench";
 /// Why llama-bench could not be run or read.
 #[derive(Debug, thiserror::Error)]
 pub enum AgainstError {
-    #[error("llama-bench not found (looked for {0}): run scripts/setup.sh, or pass --llama-bench PATH")]
+    #[error(
+        "llama-bench not found (looked for {0}): run scripts/setup.sh, or pass --llama-bench PATH"
+    )]
     Missing(String),
     #[error("llama-bench could not start ({0}): check that {1} is executable")]
     Start(std::io::Error, String),
@@ -49,13 +51,16 @@ pub fn find_binary(explicit: Option<&Path>) -> Result<PathBuf, AgainstError> {
     }
     roots.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     let candidates: Vec<PathBuf> = roots.iter().map(|r| r.join(VENDOR_LLAMA_BENCH)).collect();
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-        AgainstError::Missing(
-            candidates
-                .first()
-                .map_or_else(|| VENDOR_LLAMA_BENCH.to_string(), |p| p.display().to_string()),
-        )
-    })
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| {
+            AgainstError::Missing(candidates.first().map_or_else(
+                || VENDOR_LLAMA_BENCH.to_string(),
+                |p| p.display().to_string(),
+            ))
+        })
 }
 
 /// llama-bench's flags for one repetition of the test `p`.
@@ -118,7 +123,12 @@ pub fn run_once(binary: &Path, args: &[String], p: &TestParams) -> Result<Record
         .map_err(|e| AgainstError::Start(e, binary.display().to_string()))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
         return Err(AgainstError::Failed {
             status: out.status.to_string(),
             stderr: last.to_string(),

@@ -26,7 +26,11 @@ impl std::str::FromStr for Format {
             "json" => Self::Json,
             "jsonl" => Self::Jsonl,
             "sql" => Self::Sql,
-            _ => return Err(format!("unknown output format '{s}': use md, csv, json, jsonl or sql")),
+            _ => {
+                return Err(format!(
+                    "unknown output format '{s}': use md, csv, json, jsonl or sql"
+                ))
+            }
         })
     }
 }
@@ -52,7 +56,10 @@ pub fn render(format: Format, records: &[Record], ratios: &[Ratio]) -> String {
         Format::Md => markdown(records, ratios),
         Format::Csv => csv(records),
         Format::Json => {
-            let mut all: Vec<Value> = records.iter().filter_map(|r| serde_json::to_value(r).ok()).collect();
+            let mut all: Vec<Value> = records
+                .iter()
+                .filter_map(|r| serde_json::to_value(r).ok())
+                .collect();
             all.extend(ratios.iter().filter_map(|r| serde_json::to_value(r).ok()));
             serde_json::to_string_pretty(&all).unwrap_or_default() + "\n"
         }
@@ -93,8 +100,14 @@ fn sql(records: &[Record]) -> String {
         | "stddev_ns" => "INTEGER",
         _ => "TEXT",
     };
-    let cols: Vec<String> = FIELDS.iter().map(|f| format!("  {f} {}", kind(f))).collect();
-    let mut out = format!("CREATE TABLE IF NOT EXISTS llama_bench (\n{}\n);\n\n", cols.join(",\n"));
+    let cols: Vec<String> = FIELDS
+        .iter()
+        .map(|f| format!("  {f} {}", kind(f)))
+        .collect();
+    let mut out = format!(
+        "CREATE TABLE IF NOT EXISTS llama_bench (\n{}\n);\n\n",
+        cols.join(",\n")
+    );
     for r in records {
         let vals: Vec<String> = FIELDS
             .iter()
@@ -113,7 +126,9 @@ fn sql(records: &[Record]) -> String {
 }
 
 fn markdown(records: &[Record], ratios: &[Ratio]) -> String {
-    let nondefault_kv = records.iter().any(|r| r.type_k != "f16" || r.type_v != "f16");
+    let nondefault_kv = records
+        .iter()
+        .any(|r| r.type_k != "f16" || r.type_v != "f16");
     let nondefault_fa = records.iter().any(|r| r.flash_attn != -1);
     let two_sides = records.iter().any(|r| r.runner != records[0].runner);
     let mut head = vec!["model", "size", "params", "backend", "threads"];
@@ -129,11 +144,13 @@ fn markdown(records: &[Record], ratios: &[Ratio]) -> String {
     head.extend(["test", "t/s"]);
     let mut out = format!("| {} |\n|", head.join(" | "));
     for h in &head {
-        out.push_str(if matches!(*h, "model" | "backend" | "runner" | "type_k" | "type_v") {
-            " --- |"
-        } else {
-            " ---: |"
-        });
+        out.push_str(
+            if matches!(*h, "model" | "backend" | "runner" | "type_k" | "type_v") {
+                " --- |"
+            } else {
+                " ---: |"
+            },
+        );
     }
     out.push('\n');
     for r in records {
@@ -153,11 +170,17 @@ fn markdown(records: &[Record], ratios: &[Ratio]) -> String {
         if two_sides {
             row.push(r.runner.clone());
         }
-        row.extend([r.test_name(), format!("{:.2} ± {:.2}", r.avg_ts, r.stddev_ts)]);
+        row.extend([
+            r.test_name(),
+            format!("{:.2} ± {:.2}", r.avg_ts, r.stddev_ts),
+        ]);
         out.push_str(&format!("| {} |\n", row.join(" | ")));
     }
     if let Some(r) = records.first() {
-        out.push_str(&format!("\nbuild: {} ({})\n", r.build_commit, r.build_number));
+        out.push_str(&format!(
+            "\nbuild: {} ({})\n",
+            r.build_commit, r.build_number
+        ));
     }
     if !ratios.is_empty() {
         out.push('\n');

@@ -228,7 +228,9 @@ impl BenchTest<'_> {
                     .add(tok, self.pos + i as i32, &[0], i + 1 == take)
                     .map_err(|e| decode_err(&e))?;
             }
-            self.ctx.decode(&mut self.batch).map_err(|e| decode_err(&e))?;
+            self.ctx
+                .decode(&mut self.batch)
+                .map_err(|e| decode_err(&e))?;
             self.pos += take as i32;
             done += take;
         }
@@ -247,7 +249,9 @@ impl BenchTest<'_> {
             self.batch
                 .add(tok, self.pos, &[0], true)
                 .map_err(|e| decode_err(&e))?;
-            self.ctx.decode(&mut self.batch).map_err(|e| decode_err(&e))?;
+            self.ctx
+                .decode(&mut self.batch)
+                .map_err(|e| decode_err(&e))?;
             self.ctx.synchronize();
             self.pos += 1;
             tok = self.random_token();
