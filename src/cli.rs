@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod llama_bench;
 mod values;
+pub use llama_bench::{normalize_args, LlamaBenchArgs};
 pub use values::{ApiArg, BackendArg, EngineArg, FormatArg, OnOff, PairingArg, ProbeFormat};
 
 /// Measure LLM inference speed inside the process (llama.cpp, vLLM) and over HTTP, token by token.
@@ -42,6 +44,9 @@ pub enum Command {
     /// Measure the memory bandwidth (a STREAM-like read kernel on the CPU; NVML and a device
     /// copy on a GPU): the peak a decode rate is held against.
     Probe(ProbeArgs),
+    /// llama-bench's tests (pp, tg, pg, depth, KV cache types) in-process, in its output formats;
+    /// `--against llama-bench` runs llama-bench too and prints the ratio per test.
+    LlamaBench(LlamaBenchArgs),
 }
 
 /// `inproc-bench probe`.
@@ -467,7 +472,12 @@ impl Cli {
         match &self.command {
             None => Some(&self.run),
             Some(Command::Run(args)) => Some(args),
-            Some(Command::Compare(_) | Command::Report(_) | Command::Probe(_)) => None,
+            Some(
+                Command::Compare(_)
+                | Command::Report(_)
+                | Command::Probe(_)
+                | Command::LlamaBench(_),
+            ) => None,
         }
     }
 }

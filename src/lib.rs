@@ -15,6 +15,7 @@ pub mod compare;
 pub mod compare_http;
 pub mod engine;
 pub mod gguf;
+pub mod lbench;
 pub mod load;
 pub mod measure;
 pub mod plan;
@@ -43,5 +44,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Compare(args)) => commands::compare::run_compare(args),
         Some(Command::Report(args)) => commands::report::run_report(args),
         Some(Command::Probe(args)) => commands::probe::run_probe(args),
+        Some(Command::LlamaBench(args)) => commands::llama_bench::run_llama_bench(args),
     }
 }

@@ -2,6 +2,7 @@
 //! flags onto the domain types and calls the modules below (plan, suite, report, compare).
 
 pub mod compare;
+pub mod llama_bench;
 pub mod load;
 pub mod measure;
 pub mod probe;

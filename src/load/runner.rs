@@ -153,6 +153,7 @@ mod tests {
                 itl_ms: 1.0,
                 chunk: 1,
                 fail_every,
+                reasoning_tokens: 0,
             },
             streams,
         )

@@ -66,6 +66,7 @@ pub mod load_clock;
 pub mod metrics;
 pub mod recorder;
 pub mod significance;
+pub mod span;
 pub mod stats;
 
 pub use load_clock::{time_load, LoadClock, LoadTime, LoadTimed};

@@ -4,6 +4,7 @@
 //! chain, the same one llama-server runs for the comparison's requests.
 
 mod batch;
+pub mod bench_tests;
 mod chat;
 mod load;
 mod load_report;
