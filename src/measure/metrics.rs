@@ -27,6 +27,8 @@ pub struct RunMetrics {
     pub itl_ms: Vec<f64>,
     /// Deliveries that carried more than one token.
     pub multi_token_deliveries: u64,
+    /// Time per phase, when the engine marked phases (see [`crate::measure::phases`]).
+    pub phases: Option<super::PhaseTimes>,
 }
 
 /// Why a trace gives no metrics.
@@ -78,6 +80,7 @@ impl RunMetrics {
             itl_mean_ms,
             itl_ms,
             multi_token_deliveries: trace.deliveries.iter().filter(|d| d.tokens > 1).count() as u64,
+            phases: trace.phases.clone(),
         })
     }
 }

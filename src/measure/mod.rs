@@ -50,11 +50,13 @@
 pub mod json_float;
 pub mod load;
 pub mod metrics;
+pub mod phases;
 pub mod recorder;
 pub mod significance;
 pub mod stats;
 
 pub use load::{time_load, LoadClock, LoadTime, LoadTimed};
 pub use metrics::RunMetrics;
+pub use phases::{Phase, PhaseTimes};
 pub use recorder::{Recorder, RunTrace, StopFlag};
 pub use stats::Summary;

@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::phases::{Phase, PhaseTimes};
+
 /// A flag the user's Ctrl-C raises; engines poll it between tokens through [`Recorder::should_stop`].
 #[derive(Debug, Clone, Default)]
 pub struct StopFlag(Arc<AtomicBool>);
@@ -40,6 +42,8 @@ pub struct Recorder {
     start: Option<Instant>,
     stamps: Vec<(Instant, u32)>,
     stop: StopFlag,
+    /// Phase marks of this request (empty for engines that mark none).
+    marks: Vec<(Phase, Instant)>,
 }
 
 impl Recorder {
@@ -49,12 +53,15 @@ impl Recorder {
             start: None,
             stamps: Vec::with_capacity(expected_tokens + 1),
             stop,
+            // Four marks per token (decode, sample, detok, own) and a few for the prompt.
+            marks: Vec::with_capacity(4 * expected_tokens + 16),
         }
     }
 
     /// Stamps the request start and forgets any earlier timeline.
     pub fn start(&mut self) {
         self.stamps.clear();
+        self.marks.clear();
         self.start = Some(Instant::now());
     }
 
@@ -66,6 +73,13 @@ impl Recorder {
         if n > 0 {
             self.stamps.push((now, n));
         }
+    }
+
+    /// Marks the start of `phase` now; it lasts until the next mark or the request end. The
+    /// timing path as [`Recorder::tokens`]: one clock read and one push into reserved memory.
+    #[inline]
+    pub fn phase(&mut self, phase: Phase) {
+        self.marks.push((phase, Instant::now()));
     }
 
     /// Time since the request start on the recorder's clock (`None` before [`Recorder::start`]):
@@ -118,6 +132,7 @@ impl Recorder {
     pub fn finish(&mut self) -> RunTrace {
         let end = Instant::now();
         let start = self.start.take().unwrap_or(end);
+        let phases = self.phase_times(start, end);
         RunTrace {
             deliveries: self
                 .stamps
@@ -128,17 +143,40 @@ impl Recorder {
                 })
                 .collect(),
             end: end.saturating_duration_since(start),
+            phases,
         }
+    }
+
+    fn phase_times(&mut self, start: Instant, end: Instant) -> Option<PhaseTimes> {
+        if self.marks.is_empty() {
+            return None;
+        }
+        let rel = |t: Instant| t.saturating_duration_since(start);
+        let marks: Vec<(Phase, Duration)> =
+            self.marks.drain(..).map(|(p, t)| (p, rel(t))).collect();
+        let (first, last) = match (self.stamps.first(), self.stamps.last()) {
+            (Some(f), Some(l)) => (rel(f.0), rel(l.0)),
+            _ => (Duration::ZERO, Duration::ZERO),
+        };
+        let after_first = self.tokens_so_far() - self.stamps.first().map_or(0, |f| u64::from(f.1));
+        Some(PhaseTimes::from_marks(
+            &marks,
+            rel(end),
+            (first, last),
+            after_first,
+        ))
     }
 }
 
 /// The timeline of one request, relative to its start.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RunTrace {
     /// Token deliveries in the order they happened.
     pub deliveries: Vec<Delivery>,
     /// When the engine returned.
     pub end: Duration,
+    /// Time per phase, when the engine marked phases.
+    pub phases: Option<PhaseTimes>,
 }
 
 impl RunTrace {
@@ -153,6 +191,7 @@ impl RunTrace {
                 })
                 .collect(),
             end: Duration::from_secs_f64(end_ms / 1e3),
+            phases: None,
         }
     }
 
@@ -203,6 +242,26 @@ mod tests {
         let trace = rec.finish();
         assert_eq!(trace.tokens(), 1);
         assert_eq!(trace.deliveries.len(), 1);
+    }
+
+    #[test]
+    fn phase_marks_cover_the_decode_window() {
+        let mut rec = Recorder::new(4, StopFlag::new());
+        assert!(rec.finish().phases.is_none());
+        rec.start();
+        rec.phase(Phase::Prompt);
+        rec.phase(Phase::Own);
+        rec.tokens(1);
+        rec.phase(Phase::Decode);
+        rec.phase(Phase::Own);
+        rec.tokens(1);
+        let trace = rec.finish();
+        let p = trace.phases.expect("marked phases");
+        assert_eq!(p.window_tokens, 1);
+        assert_eq!(p.marks, 4);
+        let sum: f64 = p.window_ms.iter().sum();
+        assert!((sum - p.window_len_ms).abs() < 1e-6);
+        assert!(p.window_ms.iter().all(|&x| x >= 0.0));
     }
 
     #[test]

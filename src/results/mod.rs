@@ -3,6 +3,7 @@
 
 pub mod gpu;
 pub mod http_comparison;
+pub mod phases;
 pub mod read;
 pub mod roofline;
 pub mod schema;
