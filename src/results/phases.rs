@@ -183,7 +183,7 @@ impl PhasesRecord {
             self.engine_eval_ms,
         ) {
             s.push_str(&format!(
-                "; decode {ours:.2} ms vs llama.cpp t_eval {theirs:.2} ms ({:+.1}%)",
+                "; decode {ours:.2} ms vs llama.cpp t_eval {theirs:.2} ms ({:+.2}%)",
                 (a - 1.0) * 100.0
             ));
         }
