@@ -160,14 +160,9 @@ fn phase_lines(entries: &[Entry<'_>]) -> String {
         .iter()
         .flat_map(|e| {
             e.result.prompts.iter().filter_map(move |(prompt, p)| {
-                p.phases.as_ref().map(|ph| {
-                    format!(
-                        "- {} · {} · {prompt}: {}\n",
-                        rows::model_name(e.result),
-                        rows::backend(e),
-                        ph.line()
-                    )
-                })
+                p.phases
+                    .as_ref()
+                    .map(|ph| format!("- {} · {prompt}: {}\n", e.key, ph.line()))
             })
         })
         .collect();
