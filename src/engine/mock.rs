@@ -9,7 +9,7 @@ use serde_json::{json, Map};
 use super::{
     Engine, EngineError, EngineInfo, Finish, Outcome, PreparedPrompt, PromptMode, Request,
 };
-use crate::measure::Recorder;
+use crate::measure::{Phase, Recorder};
 use crate::prompts::PromptSpec;
 
 /// The script a mock engine follows.
@@ -111,7 +111,15 @@ impl Engine for MockEngine {
             if rec.should_stop() {
                 return Err(EngineError::Interrupted);
             }
+            // The scripted wait stands for the compute: the prompt before the first delivery,
+            // decode after it.
+            rec.phase(if produced == 0 {
+                Phase::Prompt
+            } else {
+                Phase::Decode
+            });
             wait_until(deadline);
+            rec.phase(Phase::Own);
             let mut n = chunk.min(max - produced);
             if produced < s.reasoning_tokens {
                 // A delivery never mixes the two: the last reasoning chunk may be short.

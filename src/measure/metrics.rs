@@ -27,6 +27,8 @@ pub struct RunMetrics {
     pub itl_ms: Vec<f64>,
     /// Deliveries that carried more than one token.
     pub multi_token_deliveries: u64,
+    /// Time per phase, when the engine marked phases (see [`crate::measure::phases`]).
+    pub phases: Option<super::PhaseTimes>,
     /// Reasoning and answer, for a run of a model that reasons; `None` for every other run.
     pub reasoning: Option<ReasoningMetrics>,
 }
@@ -104,7 +106,7 @@ impl RunMetrics {
             itl_mean_ms,
             itl_ms,
             multi_token_deliveries: trace.deliveries.iter().filter(|d| d.tokens > 1).count() as u64,
-            reasoning: trace.phases.map(|p| {
+            reasoning: trace.reasoning.map(|p| {
                 let split = p.first_answer.unwrap_or(trace.deliveries.len());
                 let reasoning_tokens: u64 = trace.deliveries[..split]
                     .iter()
@@ -116,6 +118,7 @@ impl RunMetrics {
                     answer_tokens: tokens - reasoning_tokens,
                 }
             }),
+            phases: trace.phases.clone(),
         })
     }
 }

@@ -64,6 +64,7 @@ pub mod json_float;
 pub mod load;
 pub mod load_clock;
 pub mod metrics;
+pub mod phases;
 pub mod recorder;
 pub mod significance;
 pub mod span;
@@ -71,5 +72,6 @@ pub mod stats;
 
 pub use load_clock::{time_load, LoadClock, LoadTime, LoadTimed};
 pub use metrics::{ReasoningMetrics, RunMetrics};
-pub use recorder::{Phases, Recorder, RunTrace, StopFlag};
+pub use phases::{Phase, PhaseTimes};
+pub use recorder::{ReasoningSplit, Recorder, RunTrace, StopFlag};
 pub use stats::Summary;

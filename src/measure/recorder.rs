@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::phases::{Phase, PhaseTimes};
+
 /// A flag the user's Ctrl-C raises; engines poll it between tokens through [`Recorder::should_stop`].
 #[derive(Debug, Clone, Default)]
 pub struct StopFlag(Arc<AtomicBool>);
@@ -40,8 +42,10 @@ pub struct Recorder {
     start: Option<Instant>,
     stamps: Vec<(Instant, u32)>,
     stop: StopFlag,
+    /// Phase marks of this request (empty for engines that mark none).
+    marks: Vec<(Phase, Instant)>,
     /// The run's tokens are sorted into reasoning and answer (a reasoning model).
-    phases: bool,
+    sorts_reasoning: bool,
     /// Index in `stamps` of the first answer delivery.
     first_answer: Option<usize>,
 }
@@ -53,7 +57,9 @@ impl Recorder {
             start: None,
             stamps: Vec::with_capacity(expected_tokens + 1),
             stop,
-            phases: false,
+            // Four marks per token (decode, sample, detok, own) and a few for the prompt.
+            marks: Vec::with_capacity(4 * expected_tokens + 16),
+            sorts_reasoning: false,
             first_answer: None,
         }
     }
@@ -61,7 +67,8 @@ impl Recorder {
     /// Stamps the request start and forgets any earlier timeline.
     pub fn start(&mut self) {
         self.stamps.clear();
-        self.phases = false;
+        self.marks.clear();
+        self.sorts_reasoning = false;
         self.first_answer = None;
         self.start = Some(Instant::now());
     }
@@ -72,7 +79,7 @@ impl Recorder {
     pub fn tokens(&mut self, n: u32) {
         let now = Instant::now();
         if n > 0 {
-            if self.phases && self.first_answer.is_none() {
+            if self.sorts_reasoning && self.first_answer.is_none() {
                 self.first_answer = Some(self.stamps.len());
             }
             self.stamps.push((now, n));
@@ -84,7 +91,7 @@ impl Recorder {
     /// without a reasoning delivery) the run records nothing about reasoning.
     #[inline]
     pub fn track_reasoning(&mut self) {
-        self.phases = true;
+        self.sorts_reasoning = true;
     }
 
     /// Reports that `n` generated reasoning tokens are available now: stamped as
@@ -92,7 +99,7 @@ impl Recorder {
     #[inline]
     pub fn reasoning(&mut self, n: u32) {
         let now = Instant::now();
-        self.phases = true;
+        self.sorts_reasoning = true;
         if n > 0 {
             self.stamps.push((now, n));
         }
@@ -101,7 +108,14 @@ impl Recorder {
     /// Whether the run is in its reasoning: tokens were sorted and no answer token came yet.
     #[inline]
     pub fn in_reasoning(&self) -> bool {
-        self.phases && self.first_answer.is_none()
+        self.sorts_reasoning && self.first_answer.is_none()
+    }
+
+    /// Marks the start of `phase` now; it lasts until the next mark or the request end. The
+    /// timing path as [`Recorder::tokens`]: one clock read and one push into reserved memory.
+    #[inline]
+    pub fn phase(&mut self, phase: Phase) {
+        self.marks.push((phase, Instant::now()));
     }
 
     /// Time since the request start on the recorder's clock (`None` before [`Recorder::start`]):
@@ -154,12 +168,12 @@ impl Recorder {
     pub fn finish(&mut self) -> RunTrace {
         let end = Instant::now();
         let start = self.start.take().unwrap_or(end);
+        let phases = self.phase_times(start, end);
         let n = self.stamps.len();
-        let phases = std::mem::take(&mut self.phases).then(|| Phases {
+        let reasoning = std::mem::take(&mut self.sorts_reasoning).then(|| ReasoningSplit {
             first_answer: self.first_answer.take().filter(|&i| i < n),
         });
         RunTrace {
-            phases,
             deliveries: self
                 .stamps
                 .drain(..)
@@ -169,25 +183,49 @@ impl Recorder {
                 })
                 .collect(),
             end: end.saturating_duration_since(start),
+            phases,
+            reasoning,
         }
+    }
+
+    fn phase_times(&mut self, start: Instant, end: Instant) -> Option<PhaseTimes> {
+        if self.marks.is_empty() {
+            return None;
+        }
+        let rel = |t: Instant| t.saturating_duration_since(start);
+        let marks: Vec<(Phase, Duration)> =
+            self.marks.drain(..).map(|(p, t)| (p, rel(t))).collect();
+        let (first, last) = match (self.stamps.first(), self.stamps.last()) {
+            (Some(f), Some(l)) => (rel(f.0), rel(l.0)),
+            _ => (Duration::ZERO, Duration::ZERO),
+        };
+        let after_first = self.tokens_so_far() - self.stamps.first().map_or(0, |f| u64::from(f.1));
+        Some(PhaseTimes::from_marks(
+            &marks,
+            rel(end),
+            (first, last),
+            after_first,
+        ))
     }
 }
 
 /// The timeline of one request, relative to its start.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RunTrace {
     /// Token deliveries in the order they happened.
     pub deliveries: Vec<Delivery>,
     /// When the engine returned.
     pub end: Duration,
+    /// Time per phase, when the engine marked phases.
+    pub phases: Option<PhaseTimes>,
     /// Where the reasoning ended, for a run whose tokens were sorted into reasoning and answer;
     /// `None` for every other run.
-    pub phases: Option<Phases>,
+    pub reasoning: Option<ReasoningSplit>,
 }
 
 /// How a reasoning run's deliveries divide into reasoning and answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Phases {
+pub struct ReasoningSplit {
     /// Index of the first delivery that carried answer tokens; `None` when the reasoning did not
     /// end (every delivery is reasoning).
     pub first_answer: Option<usize>,
@@ -206,13 +244,14 @@ impl RunTrace {
                 .collect(),
             end: Duration::from_secs_f64(end_ms / 1e3),
             phases: None,
+            reasoning: None,
         }
     }
 
     /// The same trace with its first `reasoning` deliveries marked as reasoning (`None`: all of
     /// them, the reasoning did not end); for tests and scripted engines.
     pub fn with_reasoning(mut self, reasoning: Option<usize>) -> Self {
-        self.phases = Some(Phases {
+        self.reasoning = Some(ReasoningSplit {
             first_answer: reasoning.filter(|&i| i < self.deliveries.len()),
         });
         self
@@ -268,11 +307,31 @@ mod tests {
     }
 
     #[test]
+    fn phase_marks_cover_the_decode_window() {
+        let mut rec = Recorder::new(4, StopFlag::new());
+        assert!(rec.finish().phases.is_none());
+        rec.start();
+        rec.phase(Phase::Prompt);
+        rec.phase(Phase::Own);
+        rec.tokens(1);
+        rec.phase(Phase::Decode);
+        rec.phase(Phase::Own);
+        rec.tokens(1);
+        let trace = rec.finish();
+        let p = trace.phases.expect("marked phases");
+        assert_eq!(p.window_tokens, 1);
+        assert_eq!(p.marks, 4);
+        let sum: f64 = p.window_ms.iter().sum();
+        assert!((sum - p.window_len_ms).abs() < 1e-6);
+        assert!(p.window_ms.iter().all(|&x| x >= 0.0));
+    }
+
+    #[test]
     fn reasoning_deliveries_mark_where_the_answer_starts() {
         let mut rec = Recorder::new(8, StopFlag::new());
         rec.start();
         rec.tokens(1);
-        assert_eq!(rec.finish().phases, None);
+        assert_eq!(rec.finish().reasoning, None);
         rec.start();
         rec.reasoning(2);
         assert!(rec.in_reasoning());
@@ -281,21 +340,21 @@ mod tests {
         rec.reasoning(1);
         assert!(!rec.in_reasoning());
         let trace = rec.finish();
-        assert_eq!(trace.phases.unwrap().first_answer, Some(2));
+        assert_eq!(trace.reasoning.unwrap().first_answer, Some(2));
         assert_eq!(trace.tokens(), 5);
         // Tracked but never reasoning: the first delivery is the answer.
         rec.start();
         rec.track_reasoning();
         rec.tokens(1);
-        assert_eq!(rec.finish().phases.unwrap().first_answer, Some(0));
+        assert_eq!(rec.finish().reasoning.unwrap().first_answer, Some(0));
         // Reasoning that never ends.
         rec.start();
         rec.reasoning(3);
-        assert_eq!(rec.finish().phases.unwrap().first_answer, None);
+        assert_eq!(rec.finish().reasoning.unwrap().first_answer, None);
         // The next run starts clean.
         rec.start();
         rec.tokens(1);
-        assert_eq!(rec.finish().phases, None);
+        assert_eq!(rec.finish().reasoning, None);
     }
 
     #[test]

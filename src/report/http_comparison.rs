@@ -127,6 +127,17 @@ pub fn render(c: &HttpComparison) -> String {
                 s.per_token.http_ms,
                 signed(s.per_token.client_overhead_ms, 3)
             );
+            let t = &s.per_token;
+            let _ = writeln!(
+                out,
+                "    per-token phases: server compute {:.3} ms (the same work in-process{}) + server overhead {} + transport and client {} = client {:.3} ms",
+                t.inprocess_ms,
+                t.inprocess_engine_ms
+                    .map_or(String::new(), |d| format!(", decode {d:.3}")),
+                signed(t.server_minus_inprocess_ms, 3),
+                signed(t.client_overhead_ms, 3),
+                t.http_ms
+            );
             if let (Some(pe), Some(ev)) =
                 (s.ttft.inprocess_engine_ms, s.per_token.inprocess_engine_ms)
             {

@@ -157,7 +157,30 @@ pub fn render_entries(entries: &[Entry<'_>]) -> String {
             body.push(row);
         }
     }
-    table(&cols, &body)
+    let mut out = table(&cols, &body);
+    out.push_str(&phase_lines(entries));
+    out
+}
+
+/// Where each token's time went, one line per engine and prompt (pooled over the runs).
+fn phase_lines(entries: &[Entry<'_>]) -> String {
+    let lines: Vec<String> = entries
+        .iter()
+        .flat_map(|e| {
+            e.result.prompts.iter().filter_map(move |(prompt, p)| {
+                p.phases
+                    .as_ref()
+                    .map(|ph| format!("- {} · {prompt}: {}\n", e.key, ph.line()))
+            })
+        })
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\nPer-token phases (ms per token after the first, share of the measured time):\n\n{}",
+        lines.concat()
+    )
 }
 
 /// The Markdown report of one file.

@@ -113,6 +113,9 @@ pub fn render(file: &ResultsFile) -> String {
             if let Some(line) = super::roofline::line(e, name) {
                 let _ = writeln!(out, "  {:<10} {line}", "roofline");
             }
+            if let Some(ph) = &p.phases {
+                let _ = writeln!(out, "  {:<10} {}", "phases", ph.line());
+            }
             if let Some(err) = p.runs.iter().find_map(|r| r.error.as_deref()) {
                 let _ = writeln!(out, "  {:<10} first failure: {err}", "");
             }

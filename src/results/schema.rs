@@ -228,6 +228,9 @@ pub struct PromptResult {
     /// Generated text of the first successful measured run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample_output: Option<String>,
+    /// The runs' phase breakdowns pooled (see `results::phases`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phases: Option<super::phases::PhasesRecord>,
     /// Every measured run, in order, with its raw samples.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<RunRecord>,
@@ -300,6 +303,9 @@ pub struct RunRecord {
     /// The engine's own counters for this run (in-process llama.cpp: `llama_perf_context`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_counters: Option<EngineCountersRecord>,
+    /// Where each token's time went (see `results::phases`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phases: Option<super::phases::PhasesRecord>,
     /// With engines interleaved: this run's position in its round (0 = it ran first). Rounds
     /// alternate the order (ABBA).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,6 +5,7 @@ use indexmap::IndexMap;
 use super::{EngineRuns, PromptRuns};
 use crate::engine::{Finish, Outcome, ServerTimings};
 use crate::measure::{RunMetrics, Summary};
+use crate::results::phases::PhasesRecord;
 use crate::results::schema::{
     EngineCountersRecord, EngineResult, PromptResult, RunRecord, ServerRecord,
 };
@@ -21,6 +22,25 @@ fn server_record(s: &ServerTimings) -> ServerRecord {
         counted_tokens: s.counted_tokens,
         count_source: s.count_source.clone(),
     }
+}
+
+/// A run's phase breakdown: the engine's marks (with llama.cpp's `t_eval_ms` beside them), or
+/// over HTTP the server's generation time against the client's window.
+fn phases_record(m: &RunMetrics, o: &Outcome) -> Option<PhasesRecord> {
+    if let Some(p) = &m.phases {
+        return Some(PhasesRecord::from_marks(p, o.counters.map(|c| c.eval_ms)));
+    }
+    let s = o.server.as_ref()?;
+    let itl = m.itl_mean_ms?;
+    // The window (first to last delivery) over the ITL mean is the tokens after the first.
+    let window_ms = m.e2e_latency_ms - m.ttft_ms;
+    let window_tokens = (window_ms / itl).round() as u64;
+    PhasesRecord::from_server(
+        s.predicted_ms?,
+        s.predicted_n.or(s.usage_tokens)?,
+        window_tokens,
+        window_ms,
+    )
 }
 
 /// The record of one measured run; `position` is its place in its round when engines were
@@ -71,6 +91,7 @@ pub fn run_record(
             ttfo_note: m.reasoning.and_then(|r| r.ttfo_note()),
             reasoning_tokens: m.reasoning.map(|r| r.reasoning_tokens),
             answer_tokens: m.reasoning.map(|r| r.answer_tokens),
+            phases: phases_record(m, o),
         },
     }
 }
@@ -109,6 +130,15 @@ pub fn prompt_result(p: &PromptRuns) -> PromptResult {
             .iter()
             .find_map(|r| r.as_ref().ok())
             .map(|(_, o)| o.text.clone()),
+        phases: PhasesRecord::pooled(
+            &p.runs
+                .iter()
+                .filter_map(|r| r.as_ref().ok())
+                .filter_map(|(m, o)| phases_record(m, o))
+                .collect::<Vec<_>>()
+                .iter()
+                .collect::<Vec<_>>(),
+        ),
         runs: p
             .runs
             .iter()

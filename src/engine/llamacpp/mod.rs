@@ -27,9 +27,9 @@ use super::{
     Engine, EngineCounters, EngineError, EngineInfo, Finish, Outcome, PreparedPrompt, PromptMode,
     Request,
 };
-use crate::measure::Recorder;
+use crate::measure::{Phase, Recorder};
 use crate::prompts::PromptSpec;
-use crate::template::reasoning::{Phase, PhaseTracker, ThinkMarkers};
+use crate::template::reasoning::{Phase as ThinkPhase, PhaseTracker, ThinkMarkers};
 
 /// The sampler chain, as recorded in the settings (the same on llama-server's side of
 /// `--compare-http`, which is asked for `samplers: ["temperature"]`).
@@ -222,6 +222,7 @@ impl Engine for LlamaCppEngine {
                 EngineError::Generate(format!("llama.cpp decode failed: {e}"))
             };
             let mut pos: i32 = i32::try_from(keep).unwrap_or(i32::MAX);
+            rec.phase(Phase::Prompt);
             for chunk in prompt[keep..].chunks(n_batch) {
                 batch.clear();
                 for (i, &tok) in chunk.iter().enumerate() {
@@ -233,8 +234,11 @@ impl Engine for LlamaCppEngine {
                 ctx.decode(&mut batch).map_err(|e| gen_err(&e))?;
                 pos += chunk.len() as i32;
             }
-            cached.extend_from_slice(&prompt[keep..]);
             let mut logits_idx = batch.n_tokens() - 1;
+            // The logits readable: waits for an asynchronous backend's compute.
+            ctx.synchronize();
+            rec.phase(Phase::Own);
+            cached.extend_from_slice(&prompt[keep..]);
             let mut token_ids = Vec::with_capacity(max_tokens as usize);
             let mut text = Vec::with_capacity(max_tokens as usize * 4);
             let mut finish = Finish::Length;
@@ -242,14 +246,17 @@ impl Engine for LlamaCppEngine {
                 if rec.should_stop() {
                     return Err(EngineError::Interrupted);
                 }
+                rec.phase(Phase::Sample);
                 let token = sampler.sample(ctx, logits_idx);
+                rec.phase(Phase::Detok);
                 piece.clear();
                 vocab.token_to_piece_into(token, piece, false, None);
+                rec.phase(Phase::Own);
                 // An end-of-generation token is a generated token, as llama-server and vLLM count
                 // it; it ends the request. A reasoning model's tokens are sorted into reasoning
                 // and answer (one comparison per token).
                 match phases.as_mut().map(|p| p.next(i64::from(token.0), piece)) {
-                    Some(Phase::Reasoning) => rec.reasoning(1),
+                    Some(ThinkPhase::Reasoning) => rec.reasoning(1),
                     _ => rec.tokens(1),
                 }
                 text.extend_from_slice(piece);
@@ -263,7 +270,10 @@ impl Engine for LlamaCppEngine {
                 }
                 batch.clear();
                 batch.add(token, pos, &[0], true).map_err(|e| gen_err(&e))?;
+                rec.phase(Phase::Decode);
                 ctx.decode(&mut batch).map_err(|e| gen_err(&e))?;
+                ctx.synchronize();
+                rec.phase(Phase::Own);
                 cached.push(token);
                 pos += 1;
                 logits_idx = 0;
