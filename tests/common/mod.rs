@@ -5,6 +5,7 @@
 pub mod fixture_server;
 pub mod vllm;
 
+#[allow(unused_imports)]
 pub use vllm::{tiny_llama, vllm_args, vllm_env};
 
 use std::io::{BufRead, BufReader};
