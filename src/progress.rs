@@ -1,6 +1,7 @@
 //! Progress on a terminal: a bar on stderr, hidden with `--quiet`, in CI, or when stderr is not a
 //! terminal. `INPROC_PROGRESS_LINES=1` prints one plain line per finished run on stderr instead (for
-//! logs and scripts that wait for a run to finish), also with `--quiet`.
+//! logs and scripts that wait for a run to finish), also with `--quiet`, and one line per status
+//! (`loading …`, `starting vllm serve …`) so that they can also tell when a load or a start begins.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,6 +66,9 @@ impl Progress {
     pub fn status(&self, msg: &str) {
         if let Some(b) = &self.bar {
             b.set_message(msg.to_string());
+        }
+        if self.lines.is_some() {
+            eprintln!("{msg}");
         }
     }
 

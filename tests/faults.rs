@@ -4,20 +4,17 @@
 //! disappears during the run (the runs go to a fallback file the error names).
 
 mod common;
-#[path = "common/fault_server.rs"]
-mod fault_server;
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::fixture_server::*;
 use common::*;
-use fault_server::*;
 use serde_json::Value;
 
 fn http(dir: &Path, url: &str, extra: &[&str]) -> (Output, Value) {
-    let out_path = dir.join("r.json");
     let mut args = vec![
         "--engine",
         "http",
@@ -32,17 +29,9 @@ fn http(dir: &Path, url: &str, extra: &[&str]) -> (Output, Value) {
         "--max-tokens",
         "3",
         "--quiet",
-        "--output",
-        out_path.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let out = run(&args);
-    let j = if out_path.exists() {
-        read_json(&out_path)
-    } else {
-        Value::Null
-    };
-    (out, j)
+    run_to(&dir.join("r.json"), &args)
 }
 
 #[test]

@@ -4,15 +4,13 @@
 //! error answers quoted on one line and never retried, and no secret in anything the tool writes.
 
 mod common;
-#[path = "common/fault_server.rs"]
-mod fault_server;
 
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
+use common::fixture_server::*;
 use common::*;
-use fault_server::*;
 use serde_json::{json, Value};
 
 /// What one run of the tool left: its output, the results JSON and the plot's text.

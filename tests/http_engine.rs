@@ -8,7 +8,6 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use common::*;
 use inproc_bench::compare_http::llama_server::ServerSettings;
@@ -30,11 +29,7 @@ fn server_pid(stderr: &str) -> u32 {
         .lines()
         .find(|l| l.starts_with("llama-server") && l.contains("ready on"))
         .unwrap_or_else(|| panic!("no 'llama-server … ready on' line in\n{stderr}"));
-    line.split("(pid ")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {line}"))
+    pid_in(line)
 }
 
 fn compare_args<'a>(model: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
@@ -386,23 +381,6 @@ fn sigkill_of_the_tool_takes_the_server_with_it() {
     assert_group_empties(pid, "llama-server after the benchmark was killed");
 }
 
-/// The llama-server processes whose parent is `pid`.
-fn server_children(pid: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|c| {
-            std::fs::read_to_string(format!("/proc/{c}/stat")).is_ok_and(|s| {
-                s.rsplit(')')
-                    .next()
-                    .and_then(|r| r.split_whitespace().nth(1))
-                    == Some(&pid.to_string())
-            }) && std::fs::read(format!("/proc/{c}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("llama-server"))
-        })
-        .collect()
-}
-
 #[test]
 fn sigterm_while_the_server_starts_exits_143_and_leaves_no_server() {
     let _serial = serial();
@@ -417,14 +395,7 @@ fn sigterm_while_the_server_starts_exits_143_and_leaves_no_server() {
         &[("INPROC_LLAMA_SERVER", s(&server_bin))],
     );
     // The event: llama-server exists as our child (it is loading, not yet ready).
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let server = loop {
-        if let Some(&pid) = server_children(child.pid()).first() {
-            break pid;
-        }
-        assert!(Instant::now() < deadline, "llama-server never started");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let server = wait_child(child.pid(), "llama-server");
     signal(child.pid(), libc::SIGTERM);
     let status = child.wait_exit();
     assert_eq!(status.code(), Some(143), "{}", child.seen);

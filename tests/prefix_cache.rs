@@ -5,43 +5,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::thread;
 
+use common::fixture_server::{End, Fixture, Reply};
 use common::*;
 use serde_json::{json, Value};
-
-/// A fixture server: says it is `owned_by`, streams three tokens, and keeps every request body.
-struct Fixture {
-    url: String,
-    bodies: Arc<Mutex<Vec<Value>>>,
-}
-
-fn read_request(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let path = line.split_whitespace().nth(1)?.to_string();
-    let mut length = 0usize;
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        if h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().ok()?;
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some((path, body))
-}
 
 fn stream_reply() -> String {
     let mut events = String::new();
@@ -57,46 +25,14 @@ fn stream_reply() -> String {
     events
 }
 
+/// A fixture server: says it is `owned_by`, streams three tokens, and keeps every request body.
 fn fixture(owned_by: &'static str) -> Fixture {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let seen = bodies.clone();
-    thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let seen = seen.clone();
-            thread::spawn(move || {
-                let Some((path, body)) = read_request(&mut conn) else {
-                    return;
-                };
-                let (ctype, text) = if path == "/v1/models" {
-                    let m = json!({"data": [{"id": "fixture", "owned_by": owned_by}]});
-                    ("application/json", m.to_string())
-                } else if path.ends_with("completions") {
-                    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    seen.lock().unwrap().push(body);
-                    ("text/event-stream", stream_reply())
-                } else {
-                    ("application/json", "{}".to_string())
-                };
-                let status = if path == "/v1/models" || path.ends_with("completions") {
-                    "200 OK"
-                } else {
-                    "404 Not Found"
-                };
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                    text.len()
-                );
-            });
-        }
-    });
-    Fixture { url, bodies }
+    common::fixture_server::fixture(owned_by, |_| {
+        Reply::Stream(vec![stream_reply()], End::NoDone)
+    })
 }
 
-fn run_to(dir: &Path, args: &[&str]) -> Value {
+fn measured(dir: &Path, args: &[&str]) -> Value {
     let out_path = dir.join("r.json");
     let mut all = vec![
         "--prompt",
@@ -125,7 +61,7 @@ fn bodies(f: &Fixture) -> Vec<Value> {
 fn off_by_default_vllm_gets_a_new_cache_salt_every_request_and_llama_server_no_cache() {
     let (vllm, llama) = (fixture("vllm"), fixture("llamacpp"));
     let dir = tempfile::tempdir().unwrap();
-    let j = run_to(
+    let j = measured(
         dir.path(),
         &[
             "--engine",
@@ -166,7 +102,7 @@ fn off_by_default_vllm_gets_a_new_cache_salt_every_request_and_llama_server_no_c
 fn a_vllm_server_found_by_url_is_salted_too() {
     let vllm = fixture("vllm");
     let dir = tempfile::tempdir().unwrap();
-    run_to(dir.path(), &["--engine", "http", "--url", &vllm.url]);
+    measured(dir.path(), &["--engine", "http", "--url", &vllm.url]);
     let v = bodies(&vllm);
     let salts: HashSet<&str> = v.iter().filter_map(|b| b["cache_salt"].as_str()).collect();
     assert_eq!(salts.len(), v.len(), "{v:?}");
@@ -176,7 +112,7 @@ fn a_vllm_server_found_by_url_is_salted_too() {
 fn prefix_cache_on_sends_no_salt_and_lets_llama_server_cache() {
     let (vllm, llama) = (fixture("vllm"), fixture("llamacpp"));
     let dir = tempfile::tempdir().unwrap();
-    let j = run_to(
+    let j = measured(
         dir.path(),
         &[
             "--engine",
@@ -211,7 +147,7 @@ fn prefix_cache_on_sends_no_salt_and_lets_llama_server_cache() {
 #[test]
 fn every_engine_records_the_choice() {
     let dir = tempfile::tempdir().unwrap();
-    let j = run_to(
+    let j = measured(
         dir.path(),
         &[
             "--engine",

@@ -5,52 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::sync::OnceLock;
 
 use common::*;
 use serde_json::Value;
-
-/// The tiny test model; tests fail (never skip) without it.
-fn tiny_llama() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/hf/tiny-llama");
-    assert!(
-        p.join("config.json").is_file(),
-        "test model {} is missing: run .venv-vllm/bin/python python/make_tiny_llama.py (the README's test command does)",
-        p.display()
-    );
-    p
-}
-
-/// The vLLM environment; tests fail (never skip) without it.
-fn vllm_env() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-vllm");
-    assert!(
-        p.join("bin/python").exists(),
-        "{} is missing: run python/setup-vllm-env.sh (the README's test command does)",
-        p.display()
-    );
-    p
-}
-
-/// The arguments of a normal `--engine vllm` run on the test model, then `extra`.
-fn vllm_args<'a>(model: &'a Path, env: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "--engine",
-        "vllm",
-        "--model",
-        s(model),
-        "--python-env",
-        s(env),
-        "--max-model-len",
-        "1024",
-        "--enforce-eager",
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    args
-}
 
 fn vllm_run(extra: &[&str], out_path: &Path) -> Output {
     let (model, env) = (tiny_llama(), vllm_env());
@@ -307,15 +267,6 @@ fn an_error_inside_vllm_is_one_line_without_a_traceback() {
     assert!(!out_path.exists());
 }
 
-/// The pid in a line `vllm serve ready on … (pid N) …`.
-fn server_pid(line: &str) -> u32 {
-    line.split("(pid ")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {line}"))
-}
-
 #[test]
 fn compare_http_runs_vllm_serve_alongside_and_leaves_nothing_running() {
     let dir = tempfile::tempdir().unwrap();
@@ -345,7 +296,7 @@ fn compare_http_runs_vllm_serve_alongside_and_leaves_nothing_running() {
     let ready = child.wait_line("saying vllm serve is ready", |l| {
         l.starts_with("vllm serve ready on")
     });
-    let server = server_pid(&ready);
+    let server = pid_in(&ready);
     assert!(alive(server));
     let status = child.wait_exit();
     assert!(status.success(), "{}", child.seen);

@@ -1,6 +1,9 @@
-//! A tiny loopback HTTP server (std::net) that speaks just enough OpenAI-compatible API for the HTTP
-//! engine: `GET /v1/models`, and completions answered from a script, each request's body kept and
-//! its arrival written to a log that several servers can share (to check their order).
+//! The loopback fixture server of the tests (std::net, plus rustls for https): `GET /v1/models`
+//! answered, every request recorded (headers and body), completions answered either from a script
+//! of [`Reply`]s ([`fixture`], [`fixture_logged`], [`serve`]; several servers can share a log of the
+//! order in which requests arrived) or by a handler that writes raw bytes, for faults ([`start`],
+//! [`start_tls`] with a self-signed certificate made by rcgen).
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -9,6 +12,165 @@ use std::thread;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+
+// ---- requests
+
+/// One request as the fixture saw it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A running fixture server.
+pub struct Fixture {
+    /// `http://127.0.0.1:PORT` or `https://…`.
+    pub url: String,
+    /// Every request, `/v1/models` included.
+    pub requests: Arc<Mutex<Vec<Request>>>,
+    /// The completion request bodies as JSON (`Null` when not JSON), in order.
+    pub bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Fixture {
+    /// The completion requests seen so far.
+    pub fn completions(&self) -> Vec<Request> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .cloned()
+            .collect()
+    }
+}
+
+/// Records `req`; for a completion request also its JSON body. Returns how many completion
+/// requests came before it.
+fn record(req: &Request, requests: &Mutex<Vec<Request>>, bodies: &Mutex<Vec<Value>>) -> usize {
+    let mut all = requests.lock().unwrap();
+    all.push(req.clone());
+    if req.method != "POST" {
+        return 0;
+    }
+    let mut b = bodies.lock().unwrap();
+    b.push(serde_json::from_slice(&req.body).unwrap_or(Value::Null));
+    b.len() - 1
+}
+
+/// Reads one request from a TCP connection.
+pub fn read_request(stream: &mut TcpStream) -> Option<Request> {
+    read_request_from(&mut BufReader::new(stream.try_clone().ok()?))
+}
+
+fn read_request_from(reader: &mut dyn BufRead) -> Option<Request> {
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
+    let mut headers = Vec::new();
+    let mut length = 0usize;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        if h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
+            if k == "content-length" {
+                length = v.parse().ok()?;
+            }
+            headers.push((k, v));
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
+
+// ---- writing answers
+
+/// A JSON response with `status` ("200 OK") and extra header lines.
+pub fn respond(w: &mut dyn Write, status: &str, extra: &str, body: &str) -> std::io::Result<()> {
+    write!(
+        w,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
+        body.len()
+    )?;
+    w.flush()
+}
+
+/// The head of a chunked SSE response.
+pub fn stream_head(w: &mut dyn Write) -> std::io::Result<()> {
+    write!(
+        w,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )?;
+    w.flush()
+}
+
+/// One chunk of a chunked body.
+pub fn chunk(w: &mut dyn Write, data: &[u8]) -> std::io::Result<()> {
+    write!(w, "{:x}\r\n", data.len())?;
+    w.write_all(data)?;
+    write!(w, "\r\n")?;
+    w.flush()
+}
+
+/// The end of a chunked body.
+pub fn end(w: &mut dyn Write) -> std::io::Result<()> {
+    write!(w, "0\r\n\r\n")?;
+    w.flush()
+}
+
+/// A text delta event.
+pub fn delta(text: &str) -> String {
+    format!(
+        "data: {}\n\n",
+        json!({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]})
+    )
+}
+
+/// The events of a whole answer of `n` one-token deltas, with usage and `[DONE]`.
+pub fn answer_events(n: u64) -> Vec<u8> {
+    let mut s = String::new();
+    for i in 0..n {
+        s.push_str(&delta(&format!("t{i} ")));
+    }
+    s.push_str(&format!(
+        "data: {}\n\n",
+        json!({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": n}})
+    ));
+    s.push_str("data: [DONE]\n\n");
+    s.into_bytes()
+}
+
+/// A whole good streamed answer of `n` tokens.
+pub fn good(w: &mut dyn Write, n: u64) -> std::io::Result<()> {
+    stream_head(w)?;
+    chunk(w, &answer_events(n))?;
+    end(w)
+}
+
+// ---- a server answering from a script
 
 /// How a fixture answers the n-th completion request (0-based).
 #[derive(Clone)]
@@ -33,69 +195,23 @@ pub enum End {
 /// Completion requests in the order they arrived, as `name` of the server that took each.
 pub type RequestLog = Arc<Mutex<Vec<&'static str>>>;
 
-/// A running fixture server.
-pub struct Fixture {
-    /// `http://127.0.0.1:PORT`.
-    pub url: String,
-    /// The completion request bodies it received, in order.
-    pub bodies: Arc<Mutex<Vec<Value>>>,
-}
-
-/// Reads one request: method, path and body.
-pub fn read_request(stream: &mut TcpStream) -> Option<(String, String, Vec<u8>)> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
-    let mut length = 0usize;
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        if h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().ok()?;
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some((method, path, body))
-}
-
-fn write_chunk(s: &mut TcpStream, data: &str) -> std::io::Result<()> {
-    write!(s, "{:x}\r\n{data}\r\n", data.len())?;
-    s.flush()
-}
-
 /// Writes `reply` and closes the connection.
 pub fn answer(mut s: TcpStream, reply: Reply) -> std::io::Result<()> {
     match reply {
-        Reply::Status(status, body) => write!(
-            s,
-            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-        Reply::Stream(pieces, end) => {
-            write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-            )?;
-            s.flush()?;
+        Reply::Status(status, body) => respond(&mut s, status, "", &body),
+        Reply::Stream(pieces, how) => {
+            stream_head(&mut s)?;
             for p in pieces {
-                write_chunk(&mut s, &p)?;
+                chunk(&mut s, p.as_bytes())?;
                 // Pacing, so that pieces arrive as separate reads (not a synchronisation).
                 thread::sleep(Duration::from_millis(2));
             }
-            match end {
+            match how {
                 End::Done => {
-                    write_chunk(&mut s, "data: [DONE]\n\n")?;
-                    write!(s, "0\r\n\r\n")
+                    chunk(&mut s, b"data: [DONE]\n\n")?;
+                    end(&mut s)
                 }
-                End::NoDone => write!(s, "0\r\n\r\n"),
+                End::NoDone => end(&mut s),
                 End::Die => s.shutdown(std::net::Shutdown::Both),
             }
         }
@@ -132,30 +248,32 @@ pub fn serve(
     script: impl Fn(usize) -> Reply + Send + Sync + 'static,
 ) -> Fixture {
     let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let seen = bodies.clone();
+    let (requests, bodies): (Arc<Mutex<Vec<Request>>>, Arc<Mutex<Vec<Value>>>) = Default::default();
+    let (seen, seen_bodies) = (requests.clone(), bodies.clone());
     let log = log.clone();
     let script = Arc::new(script);
     thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
-            let (seen, script, log) = (seen.clone(), script.clone(), log.clone());
+            let (seen, seen_bodies, script, log) = (
+                seen.clone(),
+                seen_bodies.clone(),
+                script.clone(),
+                log.clone(),
+            );
             thread::spawn(move || {
-                let Some((method, path, body)) = read_request(&mut conn) else {
+                let Some(req) = read_request(&mut conn) else {
                     return;
                 };
-                let reply = match (method.as_str(), path.as_str()) {
+                let n = record(&req, &seen, &seen_bodies);
+                let reply = match (req.method.as_str(), req.path.as_str()) {
                     ("GET", "/health") => Reply::Status("200 OK", r#"{"status":"ok"}"#.into()),
                     ("GET", "/v1/models") => Reply::Status(
                         "200 OK",
                         json!({"object": "list", "data": [{"id": "fixture-model", "owned_by": owned_by}]}).to_string(),
                     ),
                     ("POST", "/v1/chat/completions") | ("POST", "/v1/completions") => {
-                        let mut b = seen.lock().unwrap();
-                        b.push(serde_json::from_slice(&body).unwrap_or(Value::Null));
                         log.lock().unwrap().push(owned_by);
-                        let n = b.len() - 1;
-                        drop(b);
                         script(n)
                     }
                     _ => Reply::Status("404 Not Found", r#"{"error":{"code":404,"message":"File Not Found"}}"#.into()),
@@ -164,5 +282,142 @@ pub fn serve(
             });
         }
     });
-    Fixture { url, bodies }
+    Fixture {
+        url,
+        requests,
+        bodies,
+    }
+}
+
+// ---- a server answering with a handler that writes raw bytes (faults, https)
+
+/// Answers the n-th completion request (0-based) by writing to the stream.
+pub type Handler = dyn Fn(&Request, usize, &mut dyn Write) -> std::io::Result<()> + Send + Sync;
+
+fn serve_connection(
+    stream: &mut (impl Read + Write),
+    requests: &Mutex<Vec<Request>>,
+    bodies: &Mutex<Vec<Value>>,
+    handler: &Handler,
+) {
+    let req = {
+        let mut reader = BufReader::new(&mut *stream);
+        match read_request_from(&mut reader) {
+            Some(r) => r,
+            None => return,
+        }
+    };
+    let n = record(&req, requests, bodies);
+    let _ = if req.method == "GET" && req.path == "/v1/models" {
+        let body =
+            json!({"object": "list", "data": [{"id": "fixture-model", "owned_by": "fixture"}]});
+        respond(stream, "200 OK", "", &body.to_string())
+    } else {
+        handler(&req, n, stream)
+    };
+}
+
+/// A plain-HTTP fixture.
+pub fn start(
+    handler: impl Fn(&Request, usize, &mut dyn Write) -> std::io::Result<()> + Send + Sync + 'static,
+) -> Fixture {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let (requests, bodies): (Arc<Mutex<Vec<Request>>>, Arc<Mutex<Vec<Value>>>) = Default::default();
+    let (seen, seen_bodies, handler): (_, _, Arc<Handler>) =
+        (requests.clone(), bodies.clone(), Arc::new(handler));
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_nodelay(true);
+            let (seen, seen_bodies, handler) = (seen.clone(), seen_bodies.clone(), handler.clone());
+            thread::spawn(move || serve_connection(&mut conn, &seen, &seen_bodies, &*handler));
+        }
+    });
+    Fixture {
+        url,
+        requests,
+        bodies,
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost: (certificate PEM, certificate DER, key
+/// DER).
+pub fn self_signed() -> (String, Vec<u8>, Vec<u8>) {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".into()])
+        .unwrap();
+    (
+        ck.cert.pem(),
+        ck.cert.der().to_vec(),
+        ck.key_pair.serialize_der(),
+    )
+}
+
+/// An https fixture with the certificate of [`self_signed`].
+pub fn start_tls(
+    cert_der: Vec<u8>,
+    key_der: Vec<u8>,
+    handler: impl Fn(&Request, usize, &mut dyn Write) -> std::io::Result<()> + Send + Sync + 'static,
+) -> Fixture {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert_der)],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der)),
+        )
+        .unwrap();
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let (requests, bodies): (Arc<Mutex<Vec<Request>>>, Arc<Mutex<Vec<Value>>>) = Default::default();
+    let (seen, seen_bodies, handler): (_, _, Arc<Handler>) =
+        (requests.clone(), bodies.clone(), Arc::new(handler));
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(tcp) = conn else { continue };
+            let (seen, seen_bodies, handler, config) = (
+                seen.clone(),
+                seen_bodies.clone(),
+                handler.clone(),
+                config.clone(),
+            );
+            thread::spawn(move || {
+                let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+                let Ok(server) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(server, tcp);
+                serve_connection(&mut tls, &seen, &seen_bodies, &*handler);
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    Fixture {
+        url,
+        requests,
+        bodies,
+    }
+}
+
+/// A port on which nothing listens.
+pub fn closed_port_url() -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Parses a results file's JSON for tests.
+pub fn json_of(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or(Value::Null)
 }

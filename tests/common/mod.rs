@@ -3,6 +3,10 @@
 #![allow(dead_code)]
 
 pub mod fixture_server;
+pub mod vllm;
+
+#[allow(unused_imports)]
+pub use vllm::{tiny_llama, vllm_args, vllm_env};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -316,6 +320,48 @@ pub fn assert_group_empties(pgid: u32, what: &str) {
         assert!(
             Instant::now() < deadline,
             "{what}: processes {left:?} of group {pgid} still run after {GUARD:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The pid in a line `… (pid N) …` (a server's `ready on` line).
+pub fn pid_in(line: &str) -> u32 {
+    line.split("(pid ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {line}"))
+}
+
+/// The live children of `parent` whose command line contains `needle`.
+pub fn children_running(parent: u32, needle: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&c| {
+            stat_fields(&c.to_string()).is_some_and(|f| {
+                f.first().map(String::as_str) != Some("Z")
+                    && f.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent)
+            }) && std::fs::read(format!("/proc/{c}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .collect()
+}
+
+/// Waits until `parent` has a live child whose command line contains `needle` and returns its
+/// pid; fails after [`GUARD`].
+pub fn wait_child(parent: u32, needle: &str) -> u32 {
+    let deadline = Instant::now() + GUARD;
+    loop {
+        if let Some(&pid) = children_running(parent, needle).first() {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no child '{needle}' of {parent} after {GUARD:?}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
