@@ -60,7 +60,10 @@ fn prompts() -> Vec<PromptSpec> {
 
 #[test]
 fn four_sequences_in_one_batch_give_exact_counts_and_the_tokens_of_their_runs_alone() {
-    let mode = PromptMode::Chat { template: None };
+    let mode = PromptMode::Chat {
+        template: None,
+        options: Default::default(),
+    };
     let mut batch = LlamaCppBatch::load(settings(1024), 4).expect("load with 4 sequences");
     assert_eq!(batch.max_streams(), 4);
     let specs = prompts();

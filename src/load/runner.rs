@@ -130,6 +130,23 @@ pub fn run_level(
     }
 }
 
+/// Hands one engine event to the level's recorder.
+#[inline]
+fn record(rec: &mut LoadRecorder, ev: StreamEvent) {
+    match ev {
+        StreamEvent::Tokens { id, n } => rec.tokens(id, n),
+        StreamEvent::Done { id, outcome } => rec.done(
+            id,
+            outcome.prompt_tokens,
+            match outcome.finish {
+                Finish::Length => "length",
+                Finish::Eos => "eos",
+            },
+        ),
+        StreamEvent::Failed { id, error } => rec.fail(id, error),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,22 +274,5 @@ mod tests {
         let s = shape(Level::Concurrency(2), Bound::Requests(4));
         let run = run_level(&mut mock(8, 0), &s, &workload(), &sampling(), &stop);
         assert!(run.interrupted);
-    }
-}
-
-/// Hands one engine event to the level's recorder.
-#[inline]
-fn record(rec: &mut LoadRecorder, ev: StreamEvent) {
-    match ev {
-        StreamEvent::Tokens { id, n } => rec.tokens(id, n),
-        StreamEvent::Done { id, outcome } => rec.done(
-            id,
-            outcome.prompt_tokens,
-            match outcome.finish {
-                Finish::Length => "length",
-                Finish::Eos => "eos",
-            },
-        ),
-        StreamEvent::Failed { id, error } => rec.fail(id, error),
     }
 }

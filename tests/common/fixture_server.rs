@@ -13,6 +13,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+/// What a fixture server saw: the requests and their JSON bodies.
+type Logs = (Arc<Mutex<Vec<Request>>>, Arc<Mutex<Vec<Value>>>);
+
 // ---- requests
 
 /// One request as the fixture saw it.
@@ -248,7 +251,7 @@ pub fn serve(
     script: impl Fn(usize) -> Reply + Send + Sync + 'static,
 ) -> Fixture {
     let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let (requests, bodies): (Arc<Mutex<Vec<Request>>>, Arc<Mutex<Vec<Value>>>) = Default::default();
+    let (requests, bodies): Logs = Default::default();
     let (seen, seen_bodies) = (requests.clone(), bodies.clone());
     let log = log.clone();
     let script = Arc::new(script);
@@ -323,7 +326,7 @@ pub fn start(
 ) -> Fixture {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let (requests, bodies): (Arc<Mutex<Vec<Request>>>, Arc<Mutex<Vec<Value>>>) = Default::default();
+    let (requests, bodies): Logs = Default::default();
     let (seen, seen_bodies, handler): (_, _, Arc<Handler>) =
         (requests.clone(), bodies.clone(), Arc::new(handler));
     thread::spawn(move || {
@@ -376,7 +379,7 @@ pub fn start_tls(
         "https://127.0.0.1:{}",
         listener.local_addr().unwrap().port()
     );
-    let (requests, bodies): (Arc<Mutex<Vec<Request>>>, Arc<Mutex<Vec<Value>>>) = Default::default();
+    let (requests, bodies): Logs = Default::default();
     let (seen, seen_bodies, handler): (_, _, Arc<Handler>) =
         (requests.clone(), bodies.clone(), Arc::new(handler));
     thread::spawn(move || {
