@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod llama_bench;
+mod load;
 mod values;
+
+pub use load::LoadArgs;
 pub use llama_bench::{normalize_args, LlamaBenchArgs};
 pub use values::{ApiArg, BackendArg, EngineArg, FormatArg, OnOff, PairingArg, ProbeFormat};
 
@@ -370,59 +373,8 @@ pub struct RunArgs {
     pub enable_prefix_caching: bool,
 
     // ---- load (docs/load.md) ----
-    /// Closed-loop load: keep N requests in flight (a new one starts when one finishes); a comma
-    /// list sweeps levels, one results entry each. What a serving stack costs shows under load,
-    /// not at one stream.
-    #[arg(
-        long,
-        value_name = "N[,N…]",
-        help_heading = "Load",
-        conflicts_with = "request_rate"
-    )]
-    pub concurrency: Option<String>,
-    /// Open-loop load: requests per second arriving on a seeded Poisson schedule whatever the
-    /// engine does (`inf`: all at once); a comma list sweeps.
-    #[arg(long, value_name = "R[,R…]", help_heading = "Load")]
-    pub request_rate: Option<String>,
-    /// Gamma shape of the arrival gaps: 1 is Poisson, below 1 burstier, above 1 steadier.
-    #[arg(long, default_value_t = 1.0, help_heading = "Load")]
-    pub burstiness: f64,
-    /// At most this many requests in flight; the rest wait in a queue (their wait is measured).
-    /// llama.cpp's context holds this many sequences (default for --request-rate: 4, as
-    /// llama-server's slots).
-    #[arg(long, value_name = "N", help_heading = "Load")]
-    pub max_concurrency: Option<u32>,
-    /// Requests per level (default: 4 × the concurrency, at least 8; 32 for a request rate).
-    #[arg(
-        long,
-        value_name = "N",
-        help_heading = "Load",
-        conflicts_with = "duration"
-    )]
-    pub requests: Option<u32>,
-    /// Seconds per level: no request starts after it, those in flight finish.
-    #[arg(long, value_name = "SECS", help_heading = "Load")]
-    pub duration: Option<f64>,
-    /// Synthetic requests of this many prompt tokens (random token ids, so every engine sees
-    /// the same input) instead of the prompt set.
-    #[arg(long, value_name = "N", help_heading = "Load")]
-    pub input_tokens: Option<u32>,
-    /// Tokens to generate per synthetic request (default: --max-tokens, else 128).
-    #[arg(long, value_name = "N", help_heading = "Load")]
-    pub output_tokens: Option<u32>,
-    /// Spread of synthetic lengths: each drawn uniformly in [L·(1−S), L·(1+S)]; 0 is exact.
-    #[arg(long, default_value_t = 0.0, value_name = "S", help_heading = "Load")]
-    pub length_spread: f64,
-    /// The first K prompt tokens are the same in every synthetic request (a system prompt).
-    #[arg(long, default_value_t = 0, value_name = "K", help_heading = "Load")]
-    pub shared_prefix: u32,
-    /// Latency limits for goodput, in ms: `ttft=500,itl=50,e2e=10000` (any of them).
-    #[arg(long, value_name = "METRIC=MS[,…]", help_heading = "Load")]
-    pub slo: Option<String>,
-    /// Seed of the arrival schedule and the synthetic prompts (default: --seed), so a level
-    /// replays exactly.
-    #[arg(long, value_name = "N", help_heading = "Load")]
-    pub load_seed: Option<u64>,
+    #[command(flatten)]
+    pub load: LoadArgs,
 
     // ---- output ----
     /// Results file (default: <results-dir>/benchmark_<scenario>_<YYYYmmdd_HHMMSS>.json); never overwritten.
@@ -483,82 +435,4 @@ impl Cli {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("inproc-bench").chain(args.iter().copied()))
-    }
-
-    #[test]
-    fn top_level_flags_work_without_a_subcommand() {
-        let cli = parse(&[
-            "--engine",
-            "llamacpp",
-            "--model",
-            "m.gguf",
-            "--n-gpu-layers",
-            "30",
-        ])
-        .unwrap();
-        let run = cli.run_args().unwrap();
-        assert_eq!(run.engine, EngineArg::Llamacpp);
-        assert_eq!(run.n_gpu_layers, "30");
-        assert_eq!(
-            (run.warmup, run.runs, run.scenario.as_str()),
-            (5, 20, "custom")
-        );
-        assert!(run.ignore_eos);
-        assert_eq!(run.temperature, 0.0);
-    }
-
-    #[test]
-    fn run_subcommand_takes_the_same_flags() {
-        let cli = parse(&[
-            "run", "--model", "m.gguf", "--prompt", "short", "--warmup", "2", "--runs", "10",
-        ])
-        .unwrap();
-        let run = cli.run_args().unwrap();
-        assert_eq!(
-            (run.prompt.as_str(), run.warmup, run.runs),
-            ("short", 2, 10)
-        );
-    }
-
-    #[test]
-    fn llama_style_aliases_and_bool_flags() {
-        let cli = parse(&["--n-gpu-layers", "-1", "--model", "m.gguf"]).unwrap();
-        assert_eq!(cli.run_args().unwrap().n_gpu_layers, "-1");
-        let cli = parse(&[
-            "--ngl",
-            "0",
-            "--fa",
-            "on",
-            "--ub",
-            "128",
-            "--ignore-eos",
-            "false",
-            "--temp",
-            "0.7",
-        ])
-        .unwrap();
-        let run = cli.run_args().unwrap();
-        assert_eq!(
-            (
-                run.n_gpu_layers.as_str(),
-                run.flash_attn.as_str(),
-                run.ubatch_size.as_str()
-            ),
-            ("0", "on", "128")
-        );
-        assert!(!run.ignore_eos);
-        assert!((run.temperature - 0.7).abs() < 1e-6);
-    }
-
-    #[test]
-    fn bad_flags_are_rejected() {
-        assert!(parse(&["--engine", "tensorrt"]).is_err());
-        assert!(parse(&["--runs", "-3"]).is_err());
-        assert!(parse(&["--raw-prompt", "--chat-template", "chatml"]).is_err());
-    }
-}
+mod tests;

@@ -25,24 +25,24 @@ use crate::telemetry::system;
 
 /// Whether the flags ask for a load run (a closed or an open loop).
 pub fn requested(a: &RunArgs) -> bool {
-    a.concurrency.is_some() || a.request_rate.is_some()
+    a.load.concurrency.is_some() || a.load.request_rate.is_some()
 }
 
 /// The load flags as the load plan takes them.
 pub fn load_options(a: &RunArgs) -> LoadOptions {
     LoadOptions {
-        concurrency: a.concurrency.clone(),
-        request_rate: a.request_rate.clone(),
-        burstiness: a.burstiness,
-        max_concurrency: a.max_concurrency,
-        requests: a.requests,
-        duration: a.duration,
-        input_tokens: a.input_tokens,
-        output_tokens: a.output_tokens,
-        length_spread: a.length_spread,
-        shared_prefix: a.shared_prefix,
-        slo: a.slo.clone(),
-        load_seed: a.load_seed,
+        concurrency: a.load.concurrency.clone(),
+        request_rate: a.load.request_rate.clone(),
+        burstiness: a.load.burstiness,
+        max_concurrency: a.load.max_concurrency,
+        requests: a.load.requests,
+        duration: a.load.duration,
+        input_tokens: a.load.input_tokens,
+        output_tokens: a.load.output_tokens,
+        length_spread: a.load.length_spread,
+        shared_prefix: a.load.shared_prefix,
+        slo: a.load.slo.clone(),
+        load_seed: a.load.load_seed,
         max_tokens: a.max_tokens,
         seed: a.seed,
     }
@@ -210,8 +210,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         load: LoadSection {
             workload: workload.describe(),
             seed: lp.seed,
-            burstiness: args.burstiness,
-            max_concurrency: args.max_concurrency,
+            burstiness: args.load.burstiness,
+            max_concurrency: args.load.max_concurrency,
             slo: lp.slo,
             warmup_requests: args.warmup,
             levels,

@@ -12,6 +12,7 @@
 mod analysis;
 pub mod llama_server;
 mod pairing;
+pub mod vllm_serve;
 
 pub use analysis::build;
 pub use pairing::{choose, DeviceNeed};
@@ -208,7 +209,7 @@ pub fn measure_vllm(
         .pop()
         .context("no prompts were prepared")?;
     let info = inproc.info();
-    let launch: Launch = vllm::serve_launch(settings, inproc.python_env(), &info);
+    let launch: Launch = vllm_serve::serve_launch(settings, inproc.python_env(), &info);
     let (mode, reason) = choose(plan.pairing, &vllm_needs(settings, &info));
     let pairing = PairingRecord {
         mode: mode.name().into(),
