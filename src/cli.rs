@@ -9,8 +9,8 @@ mod llama_bench;
 mod load;
 mod values;
 
-pub use load::LoadArgs;
 pub use llama_bench::{normalize_args, LlamaBenchArgs};
+pub use load::LoadArgs;
 pub use values::{ApiArg, BackendArg, EngineArg, FormatArg, OnOff, PairingArg, ProbeFormat};
 
 /// Measure LLM inference speed inside the process (llama.cpp, vLLM) and over HTTP, token by token.

@@ -23,7 +23,7 @@ use anyhow::Context;
 
 use crate::engine::http::{Api, Flavor, HttpEngine, HttpSettings};
 use crate::engine::llamacpp::{LlamaCppEngine, LlamaCppSettings};
-use crate::engine::vllm::{self, VllmSettings};
+use crate::engine::vllm::VllmSettings;
 use crate::engine::VllmEngine;
 use crate::engine::{Engine, EngineInfo, PreparedPrompt};
 use crate::measure::{self, StopFlag};

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use super::{EngineError, EngineInfo};
+use super::EngineError;
 
 /// Where `python/setup-vllm-env.sh` puts the environment, relative to the repository root.
 pub const DEFAULT_ENV_DIR: &str = ".venv-vllm";
