@@ -87,31 +87,14 @@ mod tests {
     use serde_json::{json, Map};
 
     use super::*;
-    use crate::engine::vllm::find_python_env;
-
-    fn settings(model: &Path) -> VllmSettings {
-        VllmSettings {
-            model: model.to_path_buf(),
-            python_env: None,
-            threads: 2,
-            gpu_memory_utilization: 0.9,
-            cpu_offload_gb: 0.0,
-            max_model_len: Some(1024),
-            tensor_parallel_size: 1,
-            quantization: None,
-            dtype: "auto".into(),
-            enforce_eager: true,
-            enable_prefix_caching: false,
-            verbose: false,
-        }
-    }
+    use crate::engine::vllm::{find_python_env, test_settings};
 
     #[test]
     fn vllm_serve_gets_the_in_process_arguments() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("env/bin")).unwrap();
         std::fs::write(dir.path().join("env/bin/python"), b"").unwrap();
-        let s = settings(dir.path());
+        let s = test_settings(dir.path());
         let env = find_python_env(Some(&dir.path().join("env"))).unwrap();
         let info = EngineInfo {
             key: "vllm".into(),

@@ -183,30 +183,32 @@ pub fn find_python_env(explicit: Option<&Path>) -> Result<PythonEnv, EngineError
     }
 }
 
+/// Settings of a small vLLM run, shared by the unit tests.
+#[cfg(test)]
+pub(crate) fn test_settings(model: &Path) -> VllmSettings {
+    VllmSettings {
+        model: model.to_path_buf(),
+        python_env: None,
+        threads: 2,
+        gpu_memory_utilization: 0.9,
+        cpu_offload_gb: 0.0,
+        max_model_len: Some(1024),
+        tensor_parallel_size: 1,
+        quantization: None,
+        dtype: "auto".into(),
+        enforce_eager: true,
+        enable_prefix_caching: false,
+        verbose: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn settings(model: &Path) -> VllmSettings {
-        VllmSettings {
-            model: model.to_path_buf(),
-            python_env: None,
-            threads: 2,
-            gpu_memory_utilization: 0.9,
-            cpu_offload_gb: 0.0,
-            max_model_len: Some(1024),
-            tensor_parallel_size: 1,
-            quantization: None,
-            dtype: "auto".into(),
-            enforce_eager: true,
-            enable_prefix_caching: false,
-            verbose: false,
-        }
-    }
-
     #[test]
     fn engine_args_carry_every_setting_and_leave_unset_ones_to_vllm() {
-        let a = settings(Path::new("m")).engine_args();
+        let a = test_settings(Path::new("m")).engine_args();
         assert_eq!(a["max_model_len"], json!(1024));
         assert_eq!(a["enforce_eager"], json!(true));
         assert_eq!(a["enable_prefix_caching"], json!(false));
@@ -217,18 +219,21 @@ mod tests {
     #[test]
     fn model_checks_name_the_fix() {
         let dir = tempfile::tempdir().unwrap();
-        let missing = settings(&dir.path().join("nope"))
+        let missing = test_settings(&dir.path().join("nope"))
             .check_model()
             .unwrap_err();
         assert!(missing.to_string().contains("model folder not found"));
         let gguf = dir.path().join("m.gguf");
         std::fs::write(&gguf, b"GGUF").unwrap();
-        let e = settings(&gguf).check_model().unwrap_err().to_string();
+        let e = test_settings(&gguf).check_model().unwrap_err().to_string();
         assert!(e.contains("--engine llamacpp"), "{e}");
-        let e = settings(dir.path()).check_model().unwrap_err().to_string();
+        let e = test_settings(dir.path())
+            .check_model()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no config.json"), "{e}");
         std::fs::write(dir.path().join("config.json"), b"{}").unwrap();
-        settings(dir.path()).check_model().unwrap();
+        test_settings(dir.path()).check_model().unwrap();
     }
 
     #[test]
