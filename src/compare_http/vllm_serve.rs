@@ -82,8 +82,6 @@ pub fn serve_launch(s: &VllmSettings, env: &PythonEnv, loaded: &EngineInfo) -> L
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use serde_json::{json, Map};
 
     use super::*;
