@@ -1,10 +1,9 @@
 //! `inproc-bench run` with `--concurrency` or `--request-rate`: the load levels run on the engine's
 //! multi-stream side, written as a results file with a `load` section (docs/load.md).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use chrono::Local;
 use indexmap::IndexMap;
 
@@ -56,18 +55,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let plan = Plan::from_args(&options)?;
     let target = target(&options, &plan, &lp)?;
     let started = Local::now();
-    let output: PathBuf = match &args.output {
-        Some(p) => p.clone(),
-        None => write::default_path(
-            &args.results_dir,
-            &args.scenario,
-            &started.format("%Y%m%d_%H%M%S").to_string(),
-        ),
-    };
-    write::check_writable(&output)?;
-    if let Some(plot) = &args.plot {
-        write::check_writable(plot)?;
-    }
+    let output = super::output::results_path(args, &started)?;
     let stop = StopFlag::new();
     crate::signals::install(&stop);
     let progress = Progress::new(!args.quiet);
@@ -218,16 +206,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             skipped,
         },
     };
-    let mut text = serde_json::to_string_pretty(&file).context("cannot encode the results")?;
-    text.push('\n');
-    let output = match write::write_text_atomic(&output, &text) {
-        Err(write::WriteError::Exists(_)) => {
-            let next = write::unused_sibling(&output);
-            write::write_text_atomic(&next, &text)?;
-            next
-        }
-        other => other.map(|()| output)?,
-    };
+    let saved = super::output::save(&output, &file)?;
+    let output = saved.path;
     if !args.quiet {
         println!("{}", crate::report::load::render(&file, args.format.into()));
     }
@@ -237,6 +217,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             Ok(()) => eprintln!("plot: {}", plot.display()),
             Err(e) => eprintln!("warning: the plot {} was not written: {e}", plot.display()),
         }
+    }
+    if let Some(problem) = saved.problem {
+        bail!(problem);
     }
     if let Some(e) = engine_error {
         bail!(

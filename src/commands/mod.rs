@@ -5,6 +5,7 @@ pub mod compare;
 pub mod llama_bench;
 pub mod load;
 pub mod measure;
+pub mod output;
 pub mod probe;
 pub mod report;
 pub mod run;

@@ -1,6 +1,5 @@
 //! The benchmark command: plan, load engines, run the suite, write results, print the report.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
@@ -14,7 +13,7 @@ use crate::plan::{sweep_label, EnginePlan, Plan, RunOptions};
 use crate::progress::Progress;
 use crate::report::Format;
 use crate::results::schema::RunConfig;
-use crate::results::{write, ResultsFile, SCHEMA_VERSION};
+use crate::results::{ResultsFile, SCHEMA_VERSION};
 use crate::suite::build;
 use crate::suite::{EngineRuns, Measured, SuiteEnd};
 use crate::telemetry::gpu::GpuWatch;
@@ -134,18 +133,7 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let plan = Plan::from_args(&run_options(args))?;
     let format: Format = args.format.into();
     let started = Local::now();
-    let output: PathBuf = match &args.output {
-        Some(p) => p.clone(),
-        None => write::default_path(
-            &args.results_dir,
-            &args.scenario,
-            &started.format("%Y%m%d_%H%M%S").to_string(),
-        ),
-    };
-    write::check_writable(&output)?;
-    if let Some(plot) = &args.plot {
-        write::check_writable(plot)?;
-    }
+    let output = super::output::results_path(args, &started)?;
     let stop = StopFlag::new();
     crate::signals::install(&stop);
     let progress = Progress::new(!args.quiet);
@@ -223,35 +211,9 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         &mut file,
         crate::roofline::annotate::Options { probe, quiet },
     );
-    // A file that appeared at the output path during the run is never overwritten: the runs go
-    // next to it. A results directory that went away or turned unwritable during the runs does not
-    // lose them either: they go to a fallback file. Either way the command fails saying where.
-    let (output, write_error) = match write::write_atomic(&output, &file) {
-        Ok(()) => (output, None),
-        Err(write::WriteError::Exists(_)) => {
-            let next = write::unused_sibling(&output);
-            write::write_atomic(&next, &file)?;
-            let msg = format!(
-                "{} appeared during the run and was not overwritten; the results are in {}",
-                output.display(),
-                next.display()
-            );
-            (next, Some(msg))
-        }
-        Err(e) => {
-            let fallback = write::fallback_path(&output);
-            match write::write_atomic(&fallback, &file) {
-                Ok(()) => {
-                    let msg = format!("{e}; the runs were saved to {} instead", fallback.display());
-                    (fallback, Some(msg))
-                }
-                Err(e2) => bail!(
-                    "{e}; the fallback file {} could not be written either ({e2})",
-                    fallback.display()
-                ),
-            }
-        }
-    };
+    // The results are saved whatever happens to the intended path (see `output::save`).
+    let saved = super::output::save(&output, &file)?;
+    let (output, write_error) = (saved.path, saved.problem);
     if !args.quiet {
         println!("{}", crate::report::render(&file, format));
         if let (Some(c), Format::Table) = (&file.http_comparison, format) {

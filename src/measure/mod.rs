@@ -63,6 +63,7 @@
 pub mod json_float;
 pub mod load;
 pub mod load_clock;
+pub mod load_sample;
 pub mod metrics;
 pub mod phases;
 pub mod recorder;
