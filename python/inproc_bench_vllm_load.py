@@ -11,7 +11,8 @@ stamps its own monotonic clock when step() returns.
         .limits() -> dict (max_num_seqs, max_model_len, vocab_size)
         .prompt_ids(text) -> list[int]
         .add(id, prompt_ids, max_tokens, ignore_eos, temperature, seed)
-        .step() -> list[(id, n_new, finish_reason | None)]
+        .step() -> list[(id, n_new, finish_reason | None, token_ids | None)]
+                   (a finished request's generated token ids, for the digest)
         .in_flight() -> int
         .abort_all()
 """
@@ -31,6 +32,7 @@ class LoadDriver:
         self.engine = driver.engine
         self._tag = uuid.uuid4().hex[:8]
         self._live: dict[str, int] = {}
+        self._ids: dict[str, list] = {}
 
     def limits(self) -> dict:
         cfg = self.engine.vllm_config
@@ -65,6 +67,7 @@ class LoadDriver:
         rid = f"inproc-bench-load-{self._tag}-{id}"
         self.engine.add_request(rid, engine_input, params)
         self._live[rid] = int(id)
+        self._ids[rid] = []
 
     def step(self) -> list:
         events = []
@@ -73,17 +76,24 @@ class LoadDriver:
             if id is None:
                 continue
             completion = out.outputs[0]
-            n = len(completion.token_ids or ())
+            new = completion.token_ids or ()
+            n = len(new)
+            ids = self._ids.get(out.request_id)
+            if ids is not None:
+                ids.extend(new)
             finish = None
+            done_ids = None
             if out.finished:
                 finish = str(completion.finish_reason)
                 del self._live[out.request_id]
+                done_ids = [int(t) for t in self._ids.pop(out.request_id, ())]
             if n or finish is not None:
-                events.append((id, n, finish))
+                events.append((id, n, finish, done_ids))
         if self._live and not self.engine.has_unfinished_requests():
             lost = list(self._live.values())
             self._live.clear()
-            events.extend((id, 0, "lost") for id in lost)
+            self._ids.clear()
+            events.extend((id, 0, "lost", None) for id in lost)
         return events
 
     def in_flight(self) -> int:
@@ -92,6 +102,7 @@ class LoadDriver:
     def abort_all(self) -> None:
         live = list(self._live)
         self._live.clear()
+        self._ids.clear()
         if not live:
             return
         try:

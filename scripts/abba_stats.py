@@ -3,7 +3,8 @@
 
 Reads pairs of inproc-bench results files, one pair per round (`A_<round>.json`,
 `B_<round>.json` in a folder), takes one figure per file (a path inside the results
-entry, e.g. `prompts.short.ttft_ms.p50`) and prints:
+entry, e.g. `prompts.short.ttft_ms.p50`, or inside a load level, e.g. `summary.ttft_ms.p50`
+with `--key llamacpp@concurrency=1`; `--key-b`/`--field-b` when B's file is of the other kind) and prints:
   - the median of each side over the rounds,
   - the ratio B / A of the medians,
   - the geometric mean of the per-round ratios B / A with its 95 % t interval
@@ -34,7 +35,11 @@ def figure(path, key, field):
     with open(path) as f:
         data = json.load(f)
     results = data["results"]
-    entry = results[key] if key else next(iter(results.values()))
+    levels = data.get("load", {}).get("levels", {})
+    if key and key in levels:  # a load level (`llamacpp@concurrency=1`)
+        entry = levels[key]
+    else:
+        entry = results[key] if key else next(iter(results.values()))
     v = entry
     for part in field.split("."):
         v = v[part]
@@ -46,6 +51,8 @@ def main():
     ap.add_argument("folder")
     ap.add_argument("--field", required=True, help="path inside the entry, e.g. prompts.short.ttft_ms.p50")
     ap.add_argument("--key", default="", help="results key (default: the first entry)")
+    ap.add_argument("--field-b", default="", help="B's path inside its entry, when it differs from A's")
+    ap.add_argument("--key-b", default="", help="B's results (or load level) key, when it differs from A's")
     ap.add_argument("--a", default="A", help="name of side A")
     ap.add_argument("--b", default="B", help="name of side B")
     args = ap.parse_args()
@@ -54,14 +61,15 @@ def main():
         pb = pa.replace(os.sep + "A_", os.sep + "B_")
         if os.path.exists(pb):
             a.append(figure(pa, args.key, args.field))
-            b.append(figure(pb, args.key, args.field))
+            b.append(figure(pb, args.key_b or args.key, args.field_b or args.field))
     if len(a) < 2:
         sys.exit("abba_stats: need at least two complete rounds")
     logs = [math.log(y / x) for x, y in zip(a, b)]
     m, s = statistics.mean(logs), statistics.stdev(logs)
     h = t95(len(logs) - 1) * s / math.sqrt(len(logs))
     ma, mb = statistics.median(a), statistics.median(b)
-    print(f"{args.field} over {len(a)} rounds (ABBA order)")
+    what = args.field if not args.field_b else f"{args.field} (A) / {args.field_b} (B)"
+    print(f"{what} over {len(a)} rounds (ABBA order)")
     print(f"  {args.a:<24} median {ma:10.3f}   rounds: " + " ".join(f"{x:.2f}" for x in a))
     print(f"  {args.b:<24} median {mb:10.3f}   rounds: " + " ".join(f"{x:.2f}" for x in b))
     print(f"  ratio {args.b} / {args.a}: medians {mb / ma:.3f}; per-round geometric mean "

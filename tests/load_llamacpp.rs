@@ -257,3 +257,57 @@ fn bad_load_flags_get_one_line_naming_the_fix_before_the_model_loads() {
         );
     }
 }
+
+#[test]
+fn greedy_requests_at_concurrency_4_generate_the_tokens_they_generate_at_concurrency_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let out: PathBuf = dir.path().join("agree.json");
+    let m = model();
+    let o = run_cli(&[
+        "--model",
+        s(&m),
+        "--concurrency",
+        "1,4",
+        "--requests",
+        "4",
+        "--input-tokens",
+        "24",
+        "--output-tokens",
+        "16",
+        "--temperature",
+        "0",
+        "--ctx-size",
+        "1024",
+        "--threads",
+        "1",
+        "--warmup",
+        "0",
+        "--quiet",
+        "--output",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let digests = |level: &str, key: &str| -> Vec<String> {
+        let reqs = v["load"]["levels"][level]["requests"].as_array().unwrap();
+        assert_eq!(reqs.len(), 4, "{level}");
+        reqs.iter()
+            .map(|r| {
+                r[key]
+                    .as_str()
+                    .expect("every request has a digest")
+                    .to_string()
+            })
+            .collect()
+    };
+    for key in ["output_digest", "output_prefix_digest"] {
+        let one = digests("llamacpp@concurrency=1", key);
+        let four = digests("llamacpp@concurrency=4", key);
+        // Different prompts generate different tokens: the digests tell requests apart.
+        assert!(one.iter().skip(1).any(|d| *d != one[0]), "{one:?}");
+        assert_eq!(
+            four, one,
+            "{key}: request by request, concurrency 4 against 1"
+        );
+    }
+}

@@ -22,6 +22,9 @@ pub fn run_compare(args: &CompareArgs) -> anyhow::Result<ExitCode> {
     if let Some(plot) = &args.plot {
         write::check_writable(plot)?;
     }
+    if let Some(loads) = super::compare_load::load_files(&args.files)? {
+        return super::compare_load::run(args, &loads);
+    }
     let files: Vec<(PathBuf, ResultsFile)> = args
         .files
         .iter()

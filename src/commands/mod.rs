@@ -2,6 +2,7 @@
 //! flags onto the domain types and calls the modules below (plan, suite, report, compare).
 
 pub mod compare;
+pub mod compare_load;
 pub mod llama_bench;
 pub mod load;
 pub mod measure;

@@ -3,6 +3,9 @@
 //! difference is real (Welch's test; see `measure::significance`) or within noise.
 
 pub mod checks;
+pub mod load;
+pub mod load_checks;
+pub mod load_render;
 pub mod metric;
 pub mod render;
 pub mod select;

@@ -41,7 +41,7 @@ fn cells(row: &Row, digits: usize) -> Vec<String> {
 }
 
 /// Columns laid out with spaces, first column left-aligned, numbers right-aligned.
-fn aligned(head: &[&str], rows: &[Vec<String>], left: usize) -> String {
+pub(super) fn aligned(head: &[&str], rows: &[Vec<String>], left: usize) -> String {
     let widths: Vec<usize> = (0..head.len())
         .map(|i| {
             rows.iter()

@@ -142,6 +142,7 @@ fn record(rec: &mut LoadRecorder, ev: StreamEvent) {
                 Finish::Length => "length",
                 Finish::Eos => "eos",
             },
+            outcome.token_ids,
         ),
         StreamEvent::Failed { id, error } => rec.fail(id, error),
     }

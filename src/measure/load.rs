@@ -16,7 +16,9 @@
 
 use std::time::{Duration, Instant};
 
-pub use super::load_sample::{Goodput, LevelSummary, RequestSample, Slo};
+pub use super::load_sample::{
+    token_digest, Goodput, LevelSummary, RequestSample, Slo, PREFIX_TOKENS,
+};
 use super::Summary;
 
 /// Stamps of one request on the level's clock.
@@ -29,6 +31,8 @@ struct Stamps {
     prompt_tokens: u64,
     finish: Option<&'static str>,
     error: Option<String>,
+    /// Generated token ids, as the engine reported them at the end (empty when it does not).
+    token_ids: Vec<i64>,
 }
 
 /// The level's recorder: one clock for every request. Engines reach it only through the step's
@@ -69,6 +73,7 @@ impl LoadRecorder {
             prompt_tokens: 0,
             finish: None,
             error: None,
+            token_ids: Vec::new(),
         });
     }
 
@@ -89,13 +94,21 @@ impl LoadRecorder {
         }
     }
 
-    /// Request `id` finished after evaluating `prompt_tokens`; `finish` says why (`length`, `eos`).
-    pub fn done(&mut self, id: usize, prompt_tokens: u64, finish: &'static str) {
+    /// Request `id` finished after evaluating `prompt_tokens`; `finish` says why (`length`, `eos`);
+    /// `token_ids` are its generated tokens (moved in, digested after the level).
+    pub fn done(
+        &mut self,
+        id: usize,
+        prompt_tokens: u64,
+        finish: &'static str,
+        token_ids: Vec<i64>,
+    ) {
         let now = Instant::now();
         if let Some(r) = self.reqs.get_mut(id) {
             r.end = Some(now);
             r.prompt_tokens = prompt_tokens;
             r.finish = Some(finish);
+            r.token_ids = token_ids;
         }
     }
 
@@ -127,10 +140,12 @@ impl LoadRecorder {
     pub fn samples(&self) -> Vec<RequestSample> {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let off = |t: Instant| ms(t.saturating_duration_since(self.origin));
+        let ok = |r: &Stamps| r.error.is_none() && !r.token_ids.is_empty();
         self.reqs
             .iter()
             .enumerate()
             .map(|(index, r)| {
+                let digest = |ids: &[i64]| ok(r).then(|| token_digest(ids));
                 let scheduled_ms = ms(r.scheduled);
                 let admitted_ms = r.admitted.map(off);
                 let first = r.tokens.first().map(|&(t, _)| off(t));
@@ -164,6 +179,10 @@ impl LoadRecorder {
                     itl_ms,
                     finish: r.finish.map(str::to_string),
                     error: r.error.clone(),
+                    output_digest: digest(&r.token_ids),
+                    output_prefix_digest: digest(
+                        &r.token_ids[..r.token_ids.len().min(PREFIX_TOKENS)],
+                    ),
                 }
             })
             .collect()
@@ -259,6 +278,8 @@ mod tests {
             itl_ms: tokens.windows(2).map(|w| w[1] - w[0]).collect(),
             finish: (!error).then(|| "length".into()),
             error: error.then(|| "boom".into()),
+            output_digest: None,
+            output_prefix_digest: None,
         }
     }
 
@@ -318,7 +339,7 @@ mod tests {
         for _ in 0..3 {
             rec.tokens(0, 1);
         }
-        rec.done(0, 7, "length");
+        rec.done(0, 7, "length", (0..20).collect());
         rec.fail_unfinished("interrupted");
         let s = rec.samples();
         assert_eq!((s[0].output_tokens, s[0].prompt_tokens), (3, 7));
@@ -326,6 +347,10 @@ mod tests {
         assert_eq!(s[0].finish.as_deref(), Some("length"));
         assert!(s[0].ttft_ms.unwrap() >= s[0].ttft_from_admission_ms.unwrap());
         assert_eq!(s[1].error.as_deref(), Some("interrupted"));
+        let ids: Vec<i64> = (0..20).collect();
+        assert_eq!(s[0].output_digest, Some(token_digest(&ids)));
+        assert_eq!(s[0].output_prefix_digest, Some(token_digest(&ids[..16])));
+        assert_eq!(s[1].output_digest, None);
         assert_eq!(s[1].admitted_ms, None);
     }
 }

@@ -100,6 +100,29 @@ pub struct RequestSample {
     /// Why the request failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Digest of the generated token ids ([`token_digest`]): under greedy decoding (or the same
+    /// seed) two runs of the same request generated the same tokens when these are equal. Absent
+    /// when the engine does not report token ids, or the request failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_digest: Option<String>,
+    /// The same digest over the first [`PREFIX_TOKENS`] generated tokens only: batched kernels
+    /// may sum in another order, so long outputs may part late while their starts agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_prefix_digest: Option<String>,
+}
+
+/// Tokens that [`RequestSample::output_prefix_digest`] covers.
+pub const PREFIX_TOKENS: usize = 16;
+
+/// `fnv1a64:` and 16 hex digits: 64-bit FNV-1a over the token ids, each as 8 little-endian bytes
+/// (so the digest is the same on every machine and in every version).
+pub fn token_digest(ids: &[i64]) -> String {
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    for id in ids {
+        h.write(&id.to_le_bytes());
+    }
+    format!("fnv1a64:{:016x}", h.finish())
 }
 
 /// Goodput of a level against `--slo`.
@@ -179,5 +202,14 @@ mod tests {
         assert!("ttft=-1".parse::<Slo>().unwrap_err().contains("positive"));
         assert!("ttft".parse::<Slo>().unwrap_err().contains("METRIC=MS"));
         assert!("".parse::<Slo>().unwrap_err().contains("names no metric"));
+    }
+
+    #[test]
+    fn the_token_digest_is_fnv1a_over_little_endian_ids() {
+        // FNV-1a 64 of no bytes is its offset basis.
+        assert_eq!(token_digest(&[]), "fnv1a64:cbf29ce484222325");
+        assert_eq!(token_digest(&[1, 2, 3]), token_digest(&[1, 2, 3]));
+        assert_ne!(token_digest(&[1, 2, 3]), token_digest(&[1, 3, 2]));
+        assert_ne!(token_digest(&[1]), token_digest(&[1, 0]));
     }
 }

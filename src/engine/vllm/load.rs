@@ -128,10 +128,10 @@ impl BatchEngine for VllmLoad {
     }
 
     fn step(&mut self, sink: &mut dyn FnMut(StreamEvent)) -> Result<(), EngineError> {
-        let events: Vec<(usize, u32, Option<String>)> =
+        let events: Vec<(usize, u32, Option<String>, Option<Vec<i64>>)> =
             Python::attach(|py| self.load.bind(py).call_method0("step")?.extract())
                 .map_err(py_err(EngineError::Generate))?;
-        for (id, n, finish) in events {
+        for (id, n, finish, token_ids) in events {
             if n > 0 {
                 sink(StreamEvent::Tokens { id, n });
             }
@@ -148,7 +148,7 @@ impl BatchEngine for VllmLoad {
                 id,
                 outcome: StreamOutcome {
                     prompt_tokens,
-                    token_ids: Vec::new(),
+                    token_ids: token_ids.unwrap_or_default(),
                     finish: if finish == "stop" {
                         Finish::Eos
                     } else {
