@@ -66,6 +66,11 @@ fn a_closed_loop_level_on_vllm_gives_every_request_its_exact_tokens() {
         assert_eq!(r["output_tokens"], 6, "{r}");
         assert_eq!(r["prompt_tokens"], 12, "{r}");
         assert_eq!(r["finish"], "length");
+        // The driver hands back the generated ids: the request's outputs can be checked.
+        assert!(
+            r["output_digest"].as_str().is_some_and(|d| d.starts_with("fnv1a64:")),
+            "{r}"
+        );
     }
     let sum = &level["summary"];
     assert_eq!(sum["completed"], 5);
