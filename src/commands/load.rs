@@ -51,6 +51,9 @@ pub fn load_options(a: &RunArgs) -> LoadOptions {
 /// Runs the load levels the flags ask for and writes their results; the file is written even
 /// when Ctrl-C cuts a level short (the finished requests are kept).
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    if super::load_http::applies(args) {
+        return super::load_http::run(args);
+    }
     let lp = LoadPlan::from_args(&load_options(args))?;
     let options = run_options(args);
     let plan = Plan::from_args(&options)?;
@@ -162,6 +165,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 incomplete_reason,
                 summary,
                 requests: run.samples,
+                http: None,
             },
         );
         interrupted |= run.interrupted;

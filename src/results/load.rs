@@ -77,6 +77,9 @@ pub struct LevelResult {
     pub summary: LevelSummary,
     /// Every request's raw figures.
     pub requests: Vec<RequestSample>,
+    /// Over HTTP: the client's lag and the server's own timings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<super::load_http::HttpLevel>,
 }
 
 /// Reads the `load` section of a results file; `None` for a single-stream file. The text is
