@@ -47,7 +47,12 @@ fn http_level(run: &HttpLevelRun) -> HttpLevel {
         .samples
         .iter()
         .map(|s| {
-            let t = run.server.get(s.index).cloned().flatten().unwrap_or_default();
+            let t = run
+                .server
+                .get(s.index)
+                .cloned()
+                .flatten()
+                .unwrap_or_default();
             HttpRequest {
                 index: s.index,
                 send_lag_ms: s
@@ -232,7 +237,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     progress.finish();
-    write_results(args, &lp, workload_text, levels, started, output, interrupted, engine_error)
+    write_results(
+        args,
+        &lp,
+        workload_text,
+        levels,
+        started,
+        output,
+        interrupted,
+        engine_error,
+    )
 }
 
 /// Writes the load file, prints the report and the plot, and says how the run ended.

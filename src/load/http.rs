@@ -172,7 +172,9 @@ async fn level(
         rec.fail_unfinished("interrupted");
     }
     if let Some(e) = &engine_error {
-        rec.fail_unfinished(&format!("not finished: the server became unreachable ({e})"));
+        rec.fail_unfinished(&format!(
+            "not finished: the server became unreachable ({e})"
+        ));
     }
     HttpLevelRun {
         run: LevelRun {

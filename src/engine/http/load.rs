@@ -104,7 +104,8 @@ impl HttpEngine {
             Flavor::Vllm => {
                 body["return_token_ids"] = json!(true);
                 if !s.prefix_cache {
-                    body["cache_salt"] = json!(format!("inproc-bench-{}-load-{salt}", self.salt_tag));
+                    body["cache_salt"] =
+                        json!(format!("inproc-bench-{}-load-{salt}", self.salt_tag));
                 }
             }
             Flavor::LlamaServer => {
@@ -134,12 +135,11 @@ impl HttpEngine {
             unreachable: matches!(e, HttpError::Connect { .. }),
             message: crate::redact::text(&e.to_string()),
         };
-        let body = serde_json::to_vec(&self.load_body(req, sampling, salt)).map_err(|e| {
-            LoadFailure {
+        let body =
+            serde_json::to_vec(&self.load_body(req, sampling, salt)).map_err(|e| LoadFailure {
                 message: format!("cannot encode the request: {e}"),
                 unreachable: false,
-            }
-        })?;
+            })?;
         let idle = self.settings.idle_timeout;
         let send = self
             .client
