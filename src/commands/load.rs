@@ -51,6 +51,9 @@ pub fn load_options(a: &RunArgs) -> LoadOptions {
 /// Runs the load levels the flags ask for and writes their results; the file is written even
 /// when Ctrl-C cuts a level short (the finished requests are kept).
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    if args.compare_http {
+        return super::load_compare::run(args);
+    }
     if super::load_http::applies(args) {
         return super::load_http::run(args);
     }
@@ -220,6 +223,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             warmup_requests: args.warmup,
             levels,
             skipped,
+            http_comparison: Vec::new(),
         },
     };
     let mut text = serde_json::to_string_pretty(&file).context("cannot encode the results")?;

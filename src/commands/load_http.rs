@@ -24,7 +24,7 @@ use crate::measure::{StopFlag, Summary};
 use crate::plan::{EnginePlan, Plan};
 use crate::progress::Progress;
 use crate::results::load::{LevelResult, LoadFile, LoadSection};
-use crate::results::load_http::{HttpLevel, HttpRequest};
+use crate::results::load_http::{HttpLevel, HttpRequest, LevelComparison};
 use crate::results::schema::RunConfig;
 use crate::results::{write, ResultsFile, SCHEMA_VERSION};
 use crate::telemetry::system;
@@ -41,7 +41,7 @@ pub fn applies(a: &RunArgs) -> bool {
 }
 
 /// The HTTP figures of one level: the client's lag and the server's own timings per request.
-fn http_level(run: &HttpLevelRun) -> HttpLevel {
+pub fn http_level(run: &HttpLevelRun) -> HttpLevel {
     let requests: Vec<HttpRequest> = run
         .run
         .samples
@@ -101,18 +101,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         bail!("--concurrency/--request-rate over HTTP sends token ids, so that every engine sees the same input: add --input-tokens N (and --output-tokens N)");
     };
     let started = Local::now();
-    let output: PathBuf = match &args.output {
-        Some(p) => p.clone(),
-        None => write::default_path(
-            &args.results_dir,
-            &args.scenario,
-            &started.format("%Y%m%d_%H%M%S").to_string(),
-        ),
-    };
-    write::check_writable(&output)?;
-    if let Some(plot) = &args.plot {
-        write::check_writable(plot)?;
-    }
+    let output = output_path(args, &started)?;
     let stop = StopFlag::new();
     crate::signals::install(&stop);
     let progress = Progress::new(!args.quiet);
@@ -240,27 +229,65 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     write_results(
         args,
         &lp,
-        workload_text,
+        Finished {
+            workload: workload_text,
+            levels,
+            comparison: Vec::new(),
+            started,
+            output,
+            interrupted,
+            engine_error,
+        },
+    )
+}
+
+/// What a load run over HTTP (or a comparison) came to, for the results file.
+pub struct Finished {
+    /// The workload's description.
+    pub workload: String,
+    /// Every level measured.
+    pub levels: IndexMap<String, LevelResult>,
+    /// `--compare-http`: the levels side by side.
+    pub comparison: Vec<LevelComparison>,
+    /// When the run started.
+    pub started: chrono::DateTime<Local>,
+    /// The results file.
+    pub output: PathBuf,
+    /// Ctrl-C or SIGTERM.
+    pub interrupted: bool,
+    /// What ended the run early.
+    pub engine_error: Option<String>,
+}
+
+/// The results file named by `--output`, else a new one in `--results-dir`, checked writable (and
+/// the plot's path).
+pub fn output_path(args: &RunArgs, started: &chrono::DateTime<Local>) -> anyhow::Result<PathBuf> {
+    let output: PathBuf = match &args.output {
+        Some(p) => p.clone(),
+        None => write::default_path(
+            &args.results_dir,
+            &args.scenario,
+            &started.format("%Y%m%d_%H%M%S").to_string(),
+        ),
+    };
+    write::check_writable(&output)?;
+    if let Some(plot) = &args.plot {
+        write::check_writable(plot)?;
+    }
+    Ok(output)
+}
+
+/// Writes the load file, prints the report and the plot, and says how the run ended.
+pub fn write_results(args: &RunArgs, lp: &LoadPlan, f: Finished) -> anyhow::Result<ExitCode> {
+    let Finished {
+        workload,
         levels,
+        comparison,
         started,
         output,
         interrupted,
         engine_error,
-    )
-}
-
-/// Writes the load file, prints the report and the plot, and says how the run ended.
-#[allow(clippy::too_many_arguments)]
-fn write_results(
-    args: &RunArgs,
-    lp: &LoadPlan,
-    workload: String,
-    levels: IndexMap<String, LevelResult>,
-    started: chrono::DateTime<Local>,
-    output: PathBuf,
-    interrupted: bool,
-    engine_error: Option<String>,
-) -> anyhow::Result<ExitCode> {
+    } = f;
     let plan = Plan::from_args(&run_options(args))?;
     let sampling = &plan.suite.sampling;
     let incomplete_reason = if interrupted && crate::signals::terminated() {
@@ -306,6 +333,7 @@ fn write_results(
             warmup_requests: args.warmup,
             levels,
             skipped: Vec::new(),
+            http_comparison: comparison,
         },
     };
     let mut text = serde_json::to_string_pretty(&file).context("cannot encode the results")?;
@@ -320,6 +348,12 @@ fn write_results(
     };
     if !args.quiet {
         println!("{}", crate::report::load::render(&file, args.format.into()));
+        if !file.load.http_comparison.is_empty() {
+            println!(
+                "{}",
+                crate::report::load_http::render(&file.load.http_comparison)
+            );
+        }
     }
     eprintln!("results: {}", output.display());
     if let Some(plot) = &args.plot {

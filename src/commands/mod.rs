@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod llama_bench;
 pub mod load;
+pub mod load_compare;
 pub mod load_http;
 pub mod measure;
 pub mod probe;

@@ -43,6 +43,9 @@ pub struct LoadSection {
     /// Open-loop levels not run because a lower rate was already saturated.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
+    /// `--compare-http`: each level in-process against over HTTP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_comparison: Vec<super::load_http::LevelComparison>,
 }
 
 /// One level on one engine.

@@ -53,3 +53,38 @@ pub struct HttpRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count_source: Option<String>,
 }
+
+/// One load level measured in-process and over HTTP with the same arrivals and requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LevelComparison {
+    /// The level (`concurrency=4`).
+    pub level: String,
+    /// The in-process entry's key in `levels`.
+    pub inprocess: String,
+    /// The HTTP entry's key in `levels`.
+    pub http: String,
+    /// Which side ran first.
+    pub order: String,
+    /// The server's parallel slots (llama-server `--parallel`) or `max_num_seqs` (vLLM).
+    pub server_streams: Option<u32>,
+    /// Difference HTTP − in-process per metric.
+    pub metrics: Vec<MetricDiff>,
+}
+
+/// One metric of a level on both sides, with the difference's confidence interval (bootstrap over
+/// the level's requests).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricDiff {
+    /// `ttft_p50_ms`, `itl_p99_ms`, `output_tps`, …
+    pub metric: String,
+    /// In-process value.
+    pub inprocess: f64,
+    /// HTTP value.
+    pub http: f64,
+    /// HTTP − in-process.
+    pub difference: f64,
+    /// The interval's lower bound.
+    pub ci_low: f64,
+    /// The interval's upper bound.
+    pub ci_high: f64,
+}
