@@ -448,3 +448,117 @@ fn vllm_serve_counts_every_token_of_every_request() {
     }
     assert_eq!(l["settings"]["server"], "vllm");
 }
+
+#[test]
+fn backend_takes_the_load_flags() {
+    let f = mini(Arc::default(), |_, w| {
+        stream_head(w)?;
+        for i in 0..2 {
+            token(w, i)?;
+        }
+        finish(w, 2)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let (o, v) = run_to(
+        &out,
+        &[
+            "--backend",
+            "llamacpp",
+            "--llamacpp-url",
+            &f.url,
+            "--concurrency",
+            "2",
+            "--requests",
+            "4",
+            "--input-tokens",
+            "8",
+            "--output-tokens",
+            "2",
+            "--warmup",
+            "0",
+            "--quiet",
+        ],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    assert_eq!(outputs(level(&v, "llamacpp@concurrency=2")), vec![2; 4]);
+    // llama-server's fields go with every request.
+    let bodies = f.bodies.lock().unwrap().clone();
+    assert!(bodies
+        .iter()
+        .all(|b| b["timings_per_token"] == true && b["ignore_eos"] == true));
+}
+
+#[test]
+fn compare_http_runs_every_level_on_both_sides_and_leaves_no_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let m = model();
+    let mut args = vec![
+        "--model",
+        s(&m),
+        "--ctx-size",
+        "512",
+        "--threads",
+        "1",
+        "--compare-http",
+        "--concurrency",
+        "1,2",
+        "--requests",
+        "3",
+        "--input-tokens",
+        "16",
+        "--output-tokens",
+        "4",
+        "--warmup",
+        "0",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    args.extend(["--output".into(), s(&out).into()]);
+    let o = common::bin()
+        .args(&args)
+        .env("CI", "1")
+        .env("INPROC_LLAMA_SERVER", llama_server())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let pids: Vec<u32> = stderr
+        .lines()
+        .filter(|l| l.starts_with("llama-server ready on"))
+        .filter_map(|l| l.split("(pid ").nth(1)?.split(')').next()?.parse().ok())
+        .collect();
+    assert_eq!(pids.len(), 2, "one server per level\n{}", show(&o));
+    for p in pids {
+        common::assert_group_empties(p, "llama-server of a level");
+    }
+    let v = common::read_json(&out);
+    for key in ["llamacpp", "llamacpp-http"] {
+        for lv in ["concurrency=1", "concurrency=2"] {
+            assert_eq!(outputs(level(&v, &format!("{key}@{lv}"))), vec![4; 3]);
+        }
+    }
+    let http2 = level(&v, "llamacpp-http@concurrency=2");
+    let args = http2["settings"].to_string();
+    assert!(
+        http2["settings"]["server_args"]
+            .to_string()
+            .contains("\"--parallel\",\"2\""),
+        "{args}"
+    );
+    let cmp = v["load"]["http_comparison"].as_array().unwrap();
+    assert_eq!(cmp.len(), 2);
+    let metrics: Vec<&str> = cmp[1]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["metric"].as_str().unwrap())
+        .collect();
+    assert!(
+        metrics.contains(&"ttft_p99_ms") && metrics.contains(&"output_tps"),
+        "{metrics:?}"
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("IN-PROCESS vs HTTP under load"));
+}

@@ -218,9 +218,17 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         };
         let http_info = http.info();
         let extra = [
+            ("streams_in_flight_max", json!(streams)),
             ("endpoint", json!("/v1/completions")),
             ("prompt", json!("token ids")),
-            ("streams_in_flight_max", json!(streams)),
+            (
+                "server_args",
+                http_info
+                    .details
+                    .get("server_args")
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
         ];
         let metrics = differences(&a.samples, &b.run.samples, lp.seed ^ i as u64);
         let (in_key, http_key) = (
@@ -241,7 +249,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         if let Some(w) = &h.lag_warning {
             progress.println(&format!("warning: {http_key}: {w}"));
         }
-        levels.insert(in_key, entry(&info, shape, a, &extra[2..], lp.slo, None));
+        levels.insert(in_key, entry(&info, shape, a, &extra[..1], lp.slo, None));
         levels.insert(
             http_key,
             entry(&http_info, shape, b.run, &extra, lp.slo, Some(h)),
