@@ -50,6 +50,12 @@ pub fn load_options(a: &RunArgs) -> LoadOptions {
 /// Runs the load levels the flags ask for and writes their results; the file is written even
 /// when Ctrl-C cuts a level short (the finished requests are kept).
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    if args.compare_http {
+        return super::load_compare::run(args);
+    }
+    if super::load_http::applies(args) {
+        return super::load_http::run(args);
+    }
     let lp = LoadPlan::from_args(&load_options(args))?;
     let options = run_options(args);
     let plan = Plan::from_args(&options)?;
@@ -150,6 +156,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 incomplete_reason,
                 summary,
                 requests: run.samples,
+                http: None,
             },
         );
         interrupted |= run.interrupted;
@@ -204,6 +211,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             warmup_requests: args.warmup,
             levels,
             skipped,
+            http_comparison: Vec::new(),
         },
     };
     let saved = super::output::save(&output, &file)?;

@@ -5,6 +5,8 @@ pub mod compare;
 pub mod compare_load;
 pub mod llama_bench;
 pub mod load;
+pub mod load_compare;
+pub mod load_http;
 pub mod measure;
 pub mod output;
 pub mod probe;

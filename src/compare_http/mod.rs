@@ -11,6 +11,7 @@
 
 mod analysis;
 pub mod llama_server;
+pub mod load;
 mod pairing;
 pub mod vllm_serve;
 

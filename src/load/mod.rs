@@ -3,6 +3,7 @@
 //! clock, per-level throughput, goodput and latency, written as a results file with a `load`
 //! section. See docs/load.md.
 
+pub mod http;
 pub mod plan;
 pub mod runner;
 pub mod shape;

@@ -4,6 +4,7 @@ pub mod csv;
 pub mod files;
 pub mod http_comparison;
 pub mod load;
+pub mod load_http;
 pub mod load_plot;
 pub mod markdown;
 pub mod plot;

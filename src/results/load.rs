@@ -43,6 +43,9 @@ pub struct LoadSection {
     /// Open-loop levels not run because a lower rate was already saturated.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
+    /// `--compare-http`: each level in-process against over HTTP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_comparison: Vec<super::load_http::LevelComparison>,
 }
 
 /// One level on one engine.
@@ -77,6 +80,9 @@ pub struct LevelResult {
     pub summary: LevelSummary,
     /// Every request's raw figures.
     pub requests: Vec<RequestSample>,
+    /// Over HTTP: the client's lag and the server's own timings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<super::load_http::HttpLevel>,
 }
 
 /// Reads the `load` section of a results file; `None` for a single-stream file. The text is

@@ -4,6 +4,7 @@
 pub mod gpu;
 pub mod http_comparison;
 pub mod load;
+pub mod load_http;
 pub mod phases;
 pub mod read;
 pub mod roofline;

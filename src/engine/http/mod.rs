@@ -9,6 +9,7 @@
 
 pub mod client;
 mod connect;
+pub mod load;
 mod request;
 pub mod sse;
 mod stream;

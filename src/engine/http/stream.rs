@@ -92,7 +92,7 @@ pub(super) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Token counting sources, weakest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum CountSource {
+pub(super) enum CountSource {
     Chunks,
     Logprobs,
     TokenIds,
@@ -100,7 +100,7 @@ enum CountSource {
 }
 
 impl CountSource {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Self::Chunks => "chunks",
             Self::Logprobs => "logprobs",
@@ -112,13 +112,13 @@ impl CountSource {
 
 /// Counts the tokens of each chunk; cumulative sources reconcile with what was counted before.
 #[derive(Debug, Default)]
-struct Counter {
-    counted: u64,
-    source: Option<CountSource>,
+pub(super) struct Counter {
+    pub(super) counted: u64,
+    pub(super) source: Option<CountSource>,
 }
 
 impl Counter {
-    fn count(&mut self, c: &Chunk) -> u32 {
+    pub(super) fn count(&mut self, c: &Chunk) -> u32 {
         let (n, src) = if let Some(p) = c.timings.and_then(|t| t.predicted_n) {
             (
                 (p.max(0.0) as u64).saturating_sub(self.counted),
