@@ -16,6 +16,7 @@ output processing all run in this process and thread; nothing is spawned.
         .info() -> dict
         .chat_prompt(user_text) -> str | None
         .count_tokens(text, add_special_tokens=True) -> int
+        .token_ids(text) -> list[int]
         .generate(prompt_text, max_tokens, ignore_eos, temperature, seed, on_tokens) -> dict
         .close()
 """
@@ -251,6 +252,10 @@ class Driver:
         """Tokens in `text`; with add_special_tokens (the default) exactly the
         prompt tokens `generate` sends for that text."""
         return len(self._encode(text, add_special_tokens))
+
+    def token_ids(self, text: str) -> list[int]:
+        """The prompt token ids `generate` sends for `text`."""
+        return [int(t) for t in self._encode(text)]
 
     # -- generation ----------------------------------------------------------
 

@@ -262,6 +262,14 @@ impl VllmEngine {
         &self.env
     }
 
+    /// The token ids the engine evaluates for `text` (the tokenizer's special tokens added, as
+    /// `generate` sends them).
+    pub fn prompt_token_ids(&self, text: &str) -> Result<Vec<i64>, EngineError> {
+        self.call(EngineError::Prompt, |d| {
+            d.call_method1("token_ids", (text,))?.extract()
+        })
+    }
+
     fn version(&self, package: &str) -> Option<&str> {
         self.details.get("versions")?.get(package)?.as_str()
     }
