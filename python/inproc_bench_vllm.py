@@ -16,7 +16,12 @@ output processing all run in this process and thread; nothing is spawned.
         .info() -> dict
         .chat_prompt(user_text) -> str | None
         .count_tokens(text, add_special_tokens=True) -> int
-        .generate(prompt_text, max_tokens, ignore_eos, temperature, seed, on_tokens) -> dict
+        .chat_template_source() -> str | None
+        .single_token(text) -> int | None
+        .whitespace_token_ids() -> list[int]
+        .token_ids(text) -> list[int]
+        .generate(prompt_text, max_tokens, ignore_eos, temperature, seed, on_tokens,
+                  with_ids=False) -> dict
         .close()
 """
 
@@ -252,6 +257,30 @@ class Driver:
         prompt tokens `generate` sends for that text."""
         return len(self._encode(text, add_special_tokens))
 
+    def chat_template_source(self) -> str | None:
+        """The tokenizer's chat template (Jinja source), or None."""
+        return self._chat_template()
+
+    def single_token(self, text: str) -> int | None:
+        """The id of `text` when the tokenizer encodes it as exactly one token."""
+        ids = list(self.tokenizer.encode(text, add_special_tokens=False))
+        return int(ids[0]) if len(ids) == 1 else None
+
+    def whitespace_token_ids(self) -> list[int]:
+        """The ids whose text is only ASCII whitespace, sorted (for the reasoning split of
+        a model with think markers: the whitespace after the end marker is reasoning)."""
+        tok = self.tokenizer
+        n = len(tok)
+        texts = tok.batch_decode([[i] for i in range(n)]) if hasattr(tok, "batch_decode") else [
+            tok.decode([i]) for i in range(n)
+        ]
+        blank = set(" \t\n\r\x0c")
+        return [i for i, t in enumerate(texts) if t and all(c in blank for c in t)]
+
+    def token_ids(self, text: str) -> list[int]:
+        """The prompt token ids `generate` sends for `text`."""
+        return [int(t) for t in self._encode(text)]
+
     # -- generation ----------------------------------------------------------
 
     def generate(
@@ -261,10 +290,12 @@ class Driver:
         ignore_eos: bool,
         temperature: float,
         seed: int | None,
-        on_tokens: Callable[[int], Any],
+        on_tokens: Callable[..., Any],
+        with_ids: bool = False,
     ) -> dict:
         """Runs one request to completion, calling on_tokens(n_new) as soon as
-        an engine step returns n_new new tokens for it (before any decoding).
+        an engine step returns n_new new tokens for it (before any decoding);
+        with_ids: on_tokens(n_new, new_ids), for the reasoning split.
 
         prompt_text goes to the model as is (no chat template is applied here);
         the tokenizer adds its special tokens (BOS) as configured.
@@ -311,7 +342,10 @@ class Driver:
                     completion = out.outputs[0]
                     new = completion.token_ids
                     if new:
-                        on_tokens(len(new))
+                        if with_ids:
+                            on_tokens(len(new), new)
+                        else:
+                            on_tokens(len(new))
                         extend(new)
                     if out.finished:
                         finish_reason = completion.finish_reason

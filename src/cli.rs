@@ -270,9 +270,11 @@ pub struct RunArgs {
     /// Base URL of an OpenAI-compatible server for --engine http.
     #[arg(long, help_heading = "HTTP")]
     pub url: Option<String>,
-    /// API to stream: chat (/v1/chat/completions, as the original benchmark) or completions.
-    #[arg(long, value_enum, default_value_t = ApiArg::Chat, help_heading = "HTTP")]
-    pub api: ApiArg,
+    /// API to stream: chat (/v1/chat/completions, as the original benchmark; the default) or
+    /// completions. With --compare-http the default is completions (the in-process prompt text as
+    /// is); chat sends the messages to both sides and checks the server renders the same prompt.
+    #[arg(long, value_enum, help_heading = "HTTP")]
+    pub api: Option<ApiArg>,
     /// The original benchmark's backend choice: measures the server(s) at --vllm-url / --llamacpp-url.
     #[arg(long, value_enum, help_heading = "HTTP")]
     pub backend: Option<BackendArg>,

@@ -330,3 +330,120 @@ fn prefix_cache_on_reuses_the_prompt_on_both_sides_and_off_evaluates_it_whole() 
         assert_eq!(r["server"]["prompt_n"], r["prompt_tokens"]);
     }
 }
+
+#[test]
+fn api_chat_sends_the_messages_and_checks_the_servers_rendering() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, j) = compare(
+        dir.path(),
+        &[
+            "--api",
+            "chat",
+            "--thinking",
+            "off",
+            "--prompt",
+            "short",
+            "--warmup",
+            "0",
+            "--runs",
+            "2",
+            "--max-tokens",
+            "4",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let c = &j["http_comparison"];
+    assert_eq!(c["server"]["endpoint"], "/v1/chat/completions");
+    assert!(c["method"].as_str().unwrap().contains("/apply-template"));
+    let b = &j["results"]["llamacpp-http"];
+    assert_eq!(b["settings"]["endpoint"], "/v1/chat/completions");
+    assert_eq!(
+        b["settings"]["chat_template_kwargs"],
+        serde_json::json!({"enable_thinking": false})
+    );
+    // The server's rendering of the same message, asked before the runs: byte-equal to the
+    // in-process prompt (the model's template with its system prompt: 37 tokens).
+    let p = &c["prompts"]["short"];
+    let check = &p["chat_prompt"];
+    assert_eq!(check["equal"], true, "{check}");
+    assert_eq!(check["inprocess_bytes"], check["server_bytes"], "{check}");
+    assert_eq!(check["inprocess_prompt_tokens"], 37, "{check}");
+    assert_eq!(check["server_prompt_tokens"], 37, "{check}");
+    assert_eq!(p["prompt_tokens"], serde_json::json!([37, 37]));
+    assert_eq!(p["same_text"], true);
+    assert!(
+        stdout.contains("chat prompt: the server renders the same prompt"),
+        "{stdout}"
+    );
+
+    // A template both sides render differently (llama-server's strftime knows no %f): one warning
+    // line naming both sizes, before the runs.
+    let file = dir.path().join("differs.jinja");
+    std::fs::write(
+        &file,
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}<|im_start|>assistant {{ strftime_now('%f') }}\n",
+    )
+    .unwrap();
+    let model = model();
+    let out = bin()
+        .env("INPROC_LLAMA_SERVER", llama_server())
+        .args([
+            "--model",
+            model.to_str().unwrap(),
+            "--compare-http",
+            "--api",
+            "chat",
+            "--chat-template-file",
+            file.to_str().unwrap(),
+            "--threads",
+            "1",
+            "--prompt",
+            "short",
+            "--warmup",
+            "0",
+            "--runs",
+            "1",
+            "--max-tokens",
+            "2",
+            "--quiet",
+            "--output",
+            dir.path().join("d.json").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: prompt 'short': the server's rendering"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("bytes") && warnings[0].contains("in-process prompt ("),
+        "{}",
+        warnings[0]
+    );
+    assert!(!out.status.success(), "different prompts are not compared");
+    assert!(stderr.contains("use --api completions"), "{stderr}");
+}
+
+#[test]
+fn api_chat_refuses_what_the_chat_endpoint_cannot_reproduce() {
+    let model = model();
+    for (extra, want) in [
+        (["--raw-prompt", "--quiet"], "--raw-prompt"),
+        (["--chat-template", "chatml"], "drop --chat-template"),
+    ] {
+        let out = run(&[
+            "--model",
+            model.to_str().unwrap(),
+            "--compare-http",
+            "--api",
+            "chat",
+            extra[0],
+            extra[1],
+            "--runs",
+            "1",
+        ]);
+        assert_clean_error(&out, want);
+    }
+}

@@ -46,7 +46,7 @@ pub fn run_options(a: &RunArgs) -> RunOptions {
         flash_attn: a.flash_attn.clone(),
         swa_full: a.swa_full,
         url: a.url.clone(),
-        api: a.api.into(),
+        api: a.api.map(Into::into),
         backend: a.backend.map(Into::into),
         vllm_url: a.vllm_url.clone(),
         llamacpp_url: a.llamacpp_url.clone(),

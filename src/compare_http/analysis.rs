@@ -242,6 +242,7 @@ fn prompt_comparison(pa: &PromptRuns, pb: &PromptRuns) -> PromptComparison {
         metrics,
         http_split: http_split(&a, &b),
         order_effect: order_effect(pa, pb),
+        chat_prompt: None,
     }
 }
 

@@ -4,12 +4,14 @@
 //!
 //! Both sides evaluate identical tokens: the in-process engine applies the chat template (or takes
 //! the raw prompt), and the HTTP side sends that same text to `/v1/completions`, so the server adds
-//! no template of its own. llama-server gets the in-process settings (model, context, threads, batch
+//! no template of its own; with `--api chat` both take the same messages and the server's rendering
+//! is checked against the in-process one before the runs (`chat`). llama-server gets the in-process settings (model, context, threads, batch
 //! sizes, GPU layers, flash attention), one slot and no prompt cache; requests ask for the
 //! in-process sampler chain (greedy by default), the same max tokens and ignore-eos. `vllm serve`
 //! gets the in-process engine arguments (prefix caching off, the same KV cache size and threads).
 
 mod analysis;
+pub mod chat;
 pub mod llama_server;
 pub mod load;
 mod pairing;
@@ -26,7 +28,7 @@ use crate::engine::http::{Api, Flavor, HttpEngine, HttpSettings};
 use crate::engine::llamacpp::{LlamaCppEngine, LlamaCppSettings};
 use crate::engine::vllm::VllmSettings;
 use crate::engine::VllmEngine;
-use crate::engine::{Engine, EngineInfo, PreparedPrompt};
+use crate::engine::{Engine, EngineInfo, PreparedPrompt, PromptMode};
 use crate::measure::{self, StopFlag};
 use crate::plan::Plan;
 use crate::progress::Progress;
@@ -56,6 +58,20 @@ dropped at the request start, metadata only, as llama-server does)";
 const CACHE: &str = "--prefix-cache on: both sides keep the KV cells of the prefix a prompt \
 shares with the previous request and evaluate only the rest (in-process: the sequence's cells \
 kept; llama-server: cache_prompt)";
+
+const CHAT_METHOD: &str = "one user message per prompt sent to llama-server's \
+/v1/chat/completions, which renders the model's template (--jinja) with the same \
+chat_template_kwargs; the in-process engine renders the same template with minijinja, and the \
+server's rendering (/apply-template) is compared with it byte for byte before the runs; same \
+model and settings (swa_full included), one server slot, the same llama.cpp sampler chain on both \
+sides, same max tokens and ignore-eos, the end-of-generation token counted on both sides";
+
+const VLLM_CHAT_METHOD: &str = "one user message per prompt sent to vllm serve's \
+/v1/chat/completions, which renders the tokenizer's template with the same chat_template_kwargs; \
+the in-process engine renders it with the same tokenizer, and the token ids of the server's \
+rendering (/tokenize of the messages) are compared with the in-process prompt's before the runs; \
+the same model, engine arguments, KV cache size and threads, prefix caching off; greedy unless a \
+temperature is given, same max tokens and ignore-eos";
 
 const VLLM_METHOD: &str = "the in-process prompt text (after the chat template) sent as is to \
 vllm serve's /v1/completions; the same model, engine arguments, KV cache size and threads, prefix \
@@ -124,6 +140,10 @@ pub fn measure(
     progress: &Progress,
 ) -> anyhow::Result<Measured> {
     let binary = llama_server::find_binary(llama_server)?;
+    let api = plan.compare_api;
+    if api == Api::Chat {
+        chat::check_mode(&plan.suite.mode)?;
+    }
     progress.status(&format!("loading {}", settings.model.display()));
     let mut inproc = measure::time_load(|_| LlamaCppEngine::load(settings.clone()))?;
     if let Some(w) = inproc.offload_warning() {
@@ -132,17 +152,23 @@ pub fn measure(
     let prepared = suite::prepare_all(&mut [&mut inproc], &plan.prompts, &plan.suite.mode)?
         .pop()
         .context("no prompts were prepared")?;
+    let chat_side = (api == Api::Chat)
+        .then(|| chat_side(chat::Renderer::LlamaServer, plan, &prepared, |_| Ok(None)))
+        .transpose()?;
     let (mode, reason) = choose(plan.pairing, &llamacpp_needs(&inproc));
     let pairing = PairingRecord {
         mode: mode.name().into(),
         requested: plan.pairing.name().into(),
         reason,
     };
-    let launch = ServerSettings {
+    let mut launch = ServerSettings {
         prefix_cache: plan.suite.sampling.prefix_cache,
         ..ServerSettings::matching(settings, binary)
     }
     .launch();
+    if let (Api::Chat, Some(file)) = (api, template_file(plan)) {
+        launch.args.extend(["--chat-template-file".into(), file]);
+    }
     let start = |progress: &Progress| -> anyhow::Result<HttpEngine> {
         progress.status("starting llama-server");
         let started = ServerProcess::launch(&launch, stop)?;
@@ -166,7 +192,7 @@ pub fn measure(
             flavor: Some(Flavor::LlamaServer),
             inprocess_sampling: true,
             prefix_cache: plan.suite.sampling.prefix_cache,
-            ..HttpSettings::new(HTTP_KEY, started.url(), "--llama-server", Api::Completions)
+            ..HttpSettings::new(HTTP_KEY, started.url(), "--llama-server", api)
         };
         Ok(measure::time_load(|_| {
             HttpEngine::with_server(http_settings, started)
@@ -178,7 +204,12 @@ pub fn measure(
         &start,
         (
             &format!(
-                "{METHOD}; {}",
+                "{}; {}",
+                if api == Api::Chat {
+                    CHAT_METHOD
+                } else {
+                    METHOD
+                },
                 if plan.suite.sampling.prefix_cache {
                     CACHE
                 } else {
@@ -187,10 +218,39 @@ pub fn measure(
             ),
             pairing,
         ),
+        chat_side.as_ref(),
         plan,
         stop,
         progress,
     )
+}
+
+/// `--chat-template-file`, as a server flag's value.
+fn template_file(plan: &Plan) -> Option<String> {
+    match &plan.suite.mode {
+        PromptMode::Chat { options, .. } => options
+            .template_file
+            .as_ref()
+            .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()))
+            .map(|p| p.display().to_string()),
+        PromptMode::Raw => None,
+    }
+}
+
+/// The chat side of the comparison: the in-process prompts (with their token ids from `ids`)
+/// and the messages the server gets.
+fn chat_side(
+    renderer: chat::Renderer,
+    plan: &Plan,
+    prepared: &[PreparedPrompt],
+    ids: impl FnMut(&str) -> Result<Option<Vec<i64>>, crate::engine::EngineError>,
+) -> anyhow::Result<chat::ChatSide> {
+    Ok(chat::ChatSide {
+        renderer,
+        prompts: chat::inprocess_prompts(&plan.prompts, prepared, ids)?,
+        http_prepared: chat::http_prompts(&plan.prompts, prepared),
+        kwargs: chat::kwargs(&plan.suite.mode),
+    })
 }
 
 /// Loads vLLM in-process, starts `vllm serve` from the same environment with the same engine
@@ -201,6 +261,10 @@ pub fn measure_vllm(
     stop: &StopFlag,
     progress: &Progress,
 ) -> anyhow::Result<Measured> {
+    let api = plan.compare_api;
+    if api == Api::Chat {
+        chat::check_mode(&plan.suite.mode)?;
+    }
     progress.status(&format!(
         "loading vLLM and {} (a first start takes a minute)",
         settings.model.display()
@@ -209,8 +273,18 @@ pub fn measure_vllm(
     let prepared = suite::prepare_all(&mut [&mut inproc], &plan.prompts, &plan.suite.mode)?
         .pop()
         .context("no prompts were prepared")?;
+    let chat_side = (api == Api::Chat)
+        .then(|| {
+            chat_side(chat::Renderer::VllmServe, plan, &prepared, |text| {
+                inproc.prompt_token_ids(text).map(Some)
+            })
+        })
+        .transpose()?;
     let info = inproc.info();
-    let launch: Launch = vllm_serve::serve_launch(settings, inproc.python_env(), &info);
+    let mut launch: Launch = vllm_serve::serve_launch(settings, inproc.python_env(), &info);
+    if let (Api::Chat, Some(file)) = (api, template_file(plan)) {
+        launch.args.extend(["--chat-template".into(), file]);
+    }
     let (mode, reason) = choose(plan.pairing, &vllm_needs(settings, &info));
     let pairing = PairingRecord {
         mode: mode.name().into(),
@@ -229,12 +303,7 @@ pub fn measure_vllm(
         let http_settings = HttpSettings {
             flavor: Some(Flavor::Vllm),
             prefix_cache: plan.suite.sampling.prefix_cache,
-            ..HttpSettings::new(
-                VLLM_HTTP_KEY,
-                started.url(),
-                "--compare-http",
-                Api::Completions,
-            )
+            ..HttpSettings::new(VLLM_HTTP_KEY, started.url(), "--compare-http", api)
         };
         Ok(measure::time_load(|_| {
             HttpEngine::with_server(http_settings, started)
@@ -244,20 +313,28 @@ pub fn measure_vllm(
         Box::new(inproc),
         prepared,
         &start,
-        (VLLM_METHOD, pairing),
+        (
+            if api == Api::Chat {
+                VLLM_CHAT_METHOD
+            } else {
+                VLLM_METHOD
+            },
+            pairing,
+        ),
+        chat_side.as_ref(),
         plan,
         stop,
         progress,
     )
 }
 
-fn server_info(http: &HttpEngine) -> Option<ComparedServer> {
+fn server_info(http: &HttpEngine, api: Api) -> Option<ComparedServer> {
     http.server().map(|s| ComparedServer {
         name: Some(s.name().to_string()),
         binary: s.binary().display().to_string(),
         build: s.build(),
         url: s.url().to_string(),
-        endpoint: Api::Completions.path().to_string(),
+        endpoint: api.path().to_string(),
         args: s.args().to_vec(),
         ready_ms: s.ready_ms(),
     })
@@ -270,11 +347,25 @@ fn run_sides<'a>(
     prepared: Vec<PreparedPrompt>,
     start: &dyn Fn(&Progress) -> anyhow::Result<HttpEngine>,
     (method, pairing): (&str, PairingRecord),
+    chat: Option<&chat::ChatSide>,
     plan: &Plan,
     stop: &StopFlag,
     progress: &Progress,
 ) -> anyhow::Result<Measured> {
     let blocks = pairing.mode == Pairing::Blocks.name();
+    let http_prepared = chat.map_or_else(|| prepared.clone(), |c| c.http_prepared.clone());
+    let mut checks = Vec::new();
+    let mut started = |progress: &Progress| -> anyhow::Result<HttpEngine> {
+        let mut http = start(progress)?;
+        if let Some(c) = chat {
+            let base = http
+                .server()
+                .map(|s| s.url().to_string())
+                .unwrap_or_default();
+            checks = c.check(&mut http, &base);
+        }
+        Ok(http)
+    };
     let (runs, mut end, mut http) = if blocks {
         eprintln!(
             "pairing: blocks ({}): every in-process run, then the model is unloaded and the server started",
@@ -282,7 +373,7 @@ fn run_sides<'a>(
         );
         let (runs, end) = suite::run(
             &mut [inproc.as_mut()],
-            vec![prepared.clone()],
+            vec![prepared],
             &plan.suite,
             stop,
             progress,
@@ -296,10 +387,10 @@ fn run_sides<'a>(
                 comparison: None,
             });
         }
-        let mut http = start(progress)?;
+        let mut http = started(progress)?;
         let (http_runs, end) = suite::run(
             &mut [&mut http as &mut dyn Engine],
-            vec![prepared],
+            vec![http_prepared],
             &plan.suite,
             stop,
             progress,
@@ -310,12 +401,12 @@ fn run_sides<'a>(
             http,
         )
     } else {
-        let mut http = start(progress)?;
+        let mut http = started(progress)?;
         let (runs, end) = {
             let mut engines: [&mut dyn Engine; 2] = [inproc.as_mut(), &mut http];
             suite::run(
                 &mut engines,
-                vec![prepared.clone(), prepared],
+                vec![prepared, http_prepared],
                 &plan.suite,
                 stop,
                 progress,
@@ -323,20 +414,33 @@ fn run_sides<'a>(
         };
         (runs, end, http)
     };
-    let info = server_info(&http);
+    let info = server_info(&http, plan.compare_api);
     // A dead server stops the suite (the engine says `Stopped`); that is an error, not a Ctrl-C.
     let fatal = http
         .server_exit(std::time::Duration::ZERO)
         .map(anyhow::Error::msg)
         .or_else(|| analysis::prompt_tokens_differ(&runs, info.as_ref()));
+    let fatal = match fatal {
+        Some(e) if checks.iter().any(|(_, c)| !c.equal) => Some(e.context(
+            "with --api chat the server rendered another prompt from the same messages (warned before the runs): use --api completions to send the in-process prompt text as is",
+        )),
+        other => other,
+    };
     if fatal.is_some() && !stop.is_raised() {
         end = SuiteEnd::Complete;
     }
     drop(http); // stops the server
-    let comparison: Option<HttpComparison> = match (runs.as_slice(), info) {
+    let mut comparison: Option<HttpComparison> = match (runs.as_slice(), info) {
         ([a, b], Some(info)) => Some(build(a, b, info, method, pairing)),
         _ => None,
     };
+    if let Some(c) = comparison.as_mut() {
+        for (name, check) in checks {
+            if let Some(p) = c.prompts.get_mut(&name) {
+                p.chat_prompt = Some(check);
+            }
+        }
+    }
     Ok(Measured {
         runs,
         end,

@@ -179,7 +179,7 @@ pub(super) fn register_secrets(a: &RunOptions) {
 
 /// The HTTP targets: `--url` for `--engine http`, or the seed's `--backend` with its URLs.
 pub(super) fn http_targets(a: &RunOptions) -> Result<Vec<HttpSettings>, PlanError> {
-    let api = a.api;
+    let api = a.api.unwrap_or(Api::Chat);
     if api == Api::Completions && !a.raw_prompt {
         return Err(flag_err(
             "--api",

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
-use crate::engine::http::HttpSettings;
+use crate::engine::http::{Api, HttpSettings};
 use crate::engine::llamacpp::LlamaCppSettings;
 use crate::engine::mock::MockSettings;
 use crate::engine::vllm::VllmSettings;
@@ -92,6 +92,8 @@ pub struct Plan {
     pub engine: EnginePlan,
     /// How `--compare-http` orders its two sides.
     pub pairing: Pairing,
+    /// The API `--compare-http` streams: `--api`, else completions (the in-process text as is).
+    pub compare_api: Api,
 }
 
 fn engine_plan(a: &RunOptions) -> Result<EnginePlan, PlanError> {
@@ -201,6 +203,7 @@ impl Plan {
             },
             engine,
             pairing: a.pairing,
+            compare_api: a.api.unwrap_or(Api::Completions),
         })
     }
 }

@@ -82,8 +82,8 @@ pub struct RunOptions {
     pub swa_full: bool,
     /// Server URL for the HTTP engine.
     pub url: Option<String>,
-    /// Streaming API over HTTP.
-    pub api: Api,
+    /// Streaming API over HTTP (`--api`; `None`: chat, or completions for `--compare-http`).
+    pub api: Option<Api>,
     /// The original benchmark's server choice.
     pub backend: Option<Backend>,
     /// vLLM server URL for `backend`.

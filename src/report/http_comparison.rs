@@ -205,6 +205,9 @@ pub fn render(c: &HttpComparison) -> String {
                 );
             }
         }
+        if let Some(line) = chat_prompt_line(p) {
+            let _ = writeln!(out, "{line}");
+        }
         out.push('\n');
     }
     let _ = writeln!(
@@ -213,4 +216,30 @@ pub fn render(c: &HttpComparison) -> String {
         c.inprocess_key, c.http_key
     );
     out
+}
+
+/// `--api chat`: whether the server rendered the in-process prompt from the same messages.
+fn chat_prompt_line(p: &crate::results::http_comparison::PromptComparison) -> Option<String> {
+    let c = p.chat_prompt.as_ref()?;
+    let tokens = match (c.inprocess_prompt_tokens, c.server_prompt_tokens) {
+        (Some(a), Some(b)) if a == b => format!("{a} tokens both"),
+        (a, b) => format!(
+            "{} tokens in-process / {} server",
+            a.map_or("-".into(), |x| x.to_string()),
+            b.map_or("-".into(), |x| x.to_string())
+        ),
+    };
+    let bytes = match c.server_bytes {
+        Some(b) if b != c.inprocess_bytes => format!("{} / {b} bytes", c.inprocess_bytes),
+        _ => format!("{} bytes", c.inprocess_bytes),
+    };
+    Some(format!(
+        "  chat prompt: {} ({bytes}, {tokens}; compared {})",
+        if c.equal {
+            "the server renders the same prompt"
+        } else {
+            "DIFFERS from the server's rendering"
+        },
+        c.compared
+    ))
 }

@@ -196,4 +196,29 @@ pub struct PromptComparison {
     /// Whether the order within a round moved the difference (interleaved runs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_effect: Option<OrderEffect>,
+    /// `--api chat`: the server's rendering of the messages against the in-process prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_prompt: Option<ChatPromptCheck>,
+}
+
+/// `--compare-http --api chat`: what the server renders from the same messages (asked before the
+/// runs) against the in-process prompt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatPromptCheck {
+    /// What was compared and how the server was asked (`text: llama-server /apply-template`,
+    /// `token ids: vllm serve /tokenize`).
+    pub compared: String,
+    /// Whether the two are equal (byte for byte, or id for id).
+    pub equal: bool,
+    /// The in-process prompt's size in bytes.
+    pub inprocess_bytes: usize,
+    /// The server's rendering in bytes (when it returns the text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_bytes: Option<usize>,
+    /// Prompt tokens in-process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inprocess_prompt_tokens: Option<u64>,
+    /// Prompt tokens of the server's rendering, by the server's tokenizer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_prompt_tokens: Option<u64>,
 }

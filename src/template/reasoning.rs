@@ -109,6 +109,58 @@ impl PhaseTracker {
     }
 }
 
+/// Sorts deliveries of token ids for an engine that does not detokenize token by token (vLLM):
+/// the whitespace test after the end marker looks the id up in the vocabulary's whitespace-only
+/// tokens instead of reading the piece. A delivery that carries an answer token is an answer
+/// delivery (its reasoning tokens, if any, count with the answer, as over HTTP).
+#[derive(Debug, Clone)]
+pub struct DeliverySorter {
+    tracker: PhaseTracker,
+    whitespace: std::sync::Arc<[i64]>,
+    answering: bool,
+}
+
+impl DeliverySorter {
+    /// A sorter for one run of `prompt`; `whitespace` holds the ids of the vocabulary's
+    /// whitespace-only tokens, sorted.
+    pub fn new(markers: &ThinkMarkers, prompt: &str, whitespace: std::sync::Arc<[i64]>) -> Self {
+        Self {
+            tracker: PhaseTracker::new(markers, prompt),
+            whitespace,
+            answering: false,
+        }
+    }
+
+    /// Whether the answer has started (every later delivery is answer; no ids need reading).
+    #[inline]
+    pub fn answering(&self) -> bool {
+        self.answering
+    }
+
+    /// The phase of the next delivery, from its token ids.
+    #[inline]
+    pub fn next(&mut self, ids: &[i64]) -> Phase {
+        if self.answering {
+            return Phase::Answer;
+        }
+        for &id in ids {
+            let piece: &[u8] = if self.whitespace.binary_search(&id).is_ok() {
+                b" "
+            } else {
+                b"x"
+            };
+            if self.tracker.next(id, piece) == Phase::Answer {
+                self.answering = true;
+            }
+        }
+        if self.answering {
+            Phase::Answer
+        } else {
+            Phase::Reasoning
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +245,26 @@ mod tests {
     fn reasoning_that_never_ends_has_no_answer() {
         let toks = [(10, "<think>"), (1, "a"), (1, "b")];
         assert_eq!(phases("", &toks), [R, R, R]);
+    }
+
+    #[test]
+    fn deliveries_of_ids_are_sorted_without_their_text() {
+        let ws: std::sync::Arc<[i64]> = vec![2, 5].into();
+        let mut d = DeliverySorter::new(&markers(), "", ws.clone());
+        // <think> hmm </think> "\n\n" then the answer; a delivery with an answer token is answer.
+        assert_eq!(d.next(&[10, 1]), R);
+        assert_eq!(d.next(&[11]), R);
+        assert_eq!(d.next(&[2]), R);
+        assert!(!d.answering());
+        assert_eq!(d.next(&[5, 3]), A);
+        assert!(d.answering());
+        assert_eq!(d.next(&[10]), A);
+        // Starting inside an open block that never closes: every delivery is reasoning.
+        let mut d = DeliverySorter::new(&markers(), "assistant\n<think>\n", ws.clone());
+        assert_eq!(d.next(&[1]), R);
+        assert_eq!(d.next(&[2, 3]), R);
+        // The template closed the block (thinking off): the first delivery is the answer.
+        let mut d = DeliverySorter::new(&markers(), "<think>\n\n</think>\n\n", ws);
+        assert_eq!(d.next(&[3]), A);
     }
 }

@@ -136,6 +136,17 @@ pub struct HttpEngine {
 }
 
 impl HttpEngine {
+    /// Sets the chat template arguments sent with every chat request, for callers that prepare
+    /// the prompts themselves (`--compare-http --api chat`).
+    pub fn set_chat_kwargs(&mut self, kwargs: Map<String, Value>) {
+        self.chat_kwargs = kwargs;
+    }
+
+    /// The model id requests name (`data[0].id` of `/v1/models`).
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
     /// The llama-server this engine started, if any.
     pub fn server(&self) -> Option<&ServerProcess> {
         self.server.as_ref()

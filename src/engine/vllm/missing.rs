@@ -24,6 +24,11 @@ impl VllmEngine {
     pub fn python_env(&self) -> &PythonEnv {
         match *self {}
     }
+
+    /// The prompt's token ids (never reached: no engine exists).
+    pub fn prompt_token_ids(&self, _text: &str) -> Result<Vec<i64>, EngineError> {
+        match *self {}
+    }
 }
 
 impl LoadTimed for VllmEngine {

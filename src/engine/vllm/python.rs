@@ -21,6 +21,7 @@ use crate::engine::{
 };
 use crate::measure::{LoadClock, LoadTime, LoadTimed, Recorder};
 use crate::prompts::PromptSpec;
+use crate::template::reasoning::{self, DeliverySorter, Phase as ThinkPhase, ThinkMarkers};
 
 /// The Python side of the engine, compiled into the binary: the driver, and the helpers it imports
 /// (loaded first, so that its `import` finds them).
@@ -184,6 +185,10 @@ pub struct VllmEngine {
     load_ms: f64,
     details: Map<String, Value>,
     max_model_len: Option<u64>,
+    /// The model's think markers (a reasoning model), from its tokenizer and template.
+    markers: Option<ThinkMarkers>,
+    /// The vocabulary's whitespace-only token ids, sorted (read once markers are found).
+    whitespace: Arc<[i64]>,
 }
 
 impl VllmEngine {
@@ -242,14 +247,51 @@ impl VllmEngine {
             other => Map::from_iter([("info".to_string(), other)]),
         };
         let max_model_len = details.get("max_model_len").and_then(Value::as_u64);
-        Ok(Self {
+        let mut engine = Self {
             settings,
             env,
             driver,
             load_ms: 0.0,
             details,
             max_model_len,
-        })
+            markers: None,
+            whitespace: Arc::from(Vec::new()),
+        };
+        let template: Option<String> = engine.call(EngineError::Load, |d| {
+            d.call_method0("chat_template_source")?.extract()
+        })?;
+        engine.find_markers(template.as_deref(), EngineError::Load)?;
+        Ok(engine)
+    }
+
+    /// Finds the think markers named by `template` in the tokenizer's vocabulary (and, for a
+    /// reasoning model, its whitespace-only tokens).
+    fn find_markers(
+        &mut self,
+        template: Option<&str>,
+        wrap: fn(String) -> EngineError,
+    ) -> Result<(), EngineError> {
+        let failed = std::cell::RefCell::new(None);
+        let markers = reasoning::find_markers(
+            |text| {
+                self.call(wrap, |d| d.call_method1("single_token", (text,))?.extract())
+                    .unwrap_or_else(|e| {
+                        *failed.borrow_mut() = Some(e);
+                        None
+                    })
+            },
+            template,
+        );
+        if let Some(e) = failed.into_inner() {
+            return Err(e);
+        }
+        if markers.is_some() && self.whitespace.is_empty() {
+            let ids: Vec<i64> =
+                self.call(wrap, |d| d.call_method0("whitespace_token_ids")?.extract())?;
+            self.whitespace = Arc::from(ids);
+        }
+        self.markers = markers;
+        Ok(())
     }
 
     /// The Python driver object (the load driver wraps it).
@@ -260,6 +302,14 @@ impl VllmEngine {
     /// The Python environment this engine runs in.
     pub fn python_env(&self) -> &PythonEnv {
         &self.env
+    }
+
+    /// The token ids the engine evaluates for `text` (the tokenizer's special tokens added, as
+    /// `generate` sends them).
+    pub fn prompt_token_ids(&self, text: &str) -> Result<Vec<i64>, EngineError> {
+        self.call(EngineError::Prompt, |d| {
+            d.call_method1("token_ids", (text,))?.extract()
+        })
     }
 
     fn version(&self, package: &str) -> Option<&str> {
@@ -318,7 +368,13 @@ impl Engine for VllmEngine {
             model: s.model.display().to_string(),
             settings,
             load_ms: self.load_ms,
-            details: self.details.clone(),
+            details: {
+                let mut d = self.details.clone();
+                if let Some(mk) = &self.markers {
+                    d.insert("think_markers".into(), json!([mk.start, mk.end]));
+                }
+                d
+            },
         }
     }
 
@@ -351,6 +407,9 @@ impl Engine for VllmEngine {
                 let kwargs = options
                     .has_kwargs()
                     .then(|| serde_json::Value::Object(options.kwargs.clone()).to_string());
+                if source.is_some() {
+                    self.find_markers(source.as_deref(), EngineError::Prompt)?;
+                }
                 let templated: Option<String> = self.call(EngineError::Prompt, |d| {
                     d.call_method1(
                         "chat_prompt",
@@ -387,9 +446,19 @@ impl Engine for VllmEngine {
     fn generate(&mut self, req: &Request<'_>, rec: &mut Recorder) -> Result<Outcome, EngineError> {
         let sampling = req.sampling;
         let seed = (sampling.temperature > 0.0).then_some(sampling.seed);
+        // A reasoning model's deliveries are sorted by their token ids (one lookup per token
+        // until the answer starts, none after).
+        let sorter = self
+            .markers
+            .as_ref()
+            .map(|m| DeliverySorter::new(m, &req.prompt.text, Arc::clone(&self.whitespace)));
+        let with_ids = sorter.is_some();
+        if with_ids {
+            rec.track_reasoning();
+        }
         // The callback must own what it touches, so the recorder moves into it for the request
         // and comes back after.
-        let slot = Arc::new(Mutex::new(Some(std::mem::take(rec))));
+        let slot = Arc::new(Mutex::new(Some((std::mem::take(rec), sorter))));
         let sink = Arc::clone(&slot);
         let on_tokens =
             move |args: &Bound<'_, PyTuple>, _: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
@@ -397,8 +466,18 @@ impl Engine for VllmEngine {
                 let mut guard = sink
                     .lock()
                     .map_err(|_| PyRuntimeError::new_err("the recorder's lock is poisoned"))?;
-                if let Some(r) = guard.as_mut() {
-                    r.tokens(n);
+                if let Some((r, sorter)) = guard.as_mut() {
+                    let phase = match sorter {
+                        Some(s) if !s.answering() => {
+                            let ids: Vec<i64> = args.get_item(1)?.extract()?;
+                            s.next(&ids)
+                        }
+                        _ => ThinkPhase::Answer,
+                    };
+                    match phase {
+                        ThinkPhase::Reasoning => r.reasoning(n),
+                        ThinkPhase::Answer => r.tokens(n),
+                    }
                     if r.should_stop() {
                         return Err(PyKeyboardInterrupt::new_err("interrupted"));
                     }
@@ -418,6 +497,7 @@ impl Engine for VllmEngine {
                         sampling.temperature,
                         seed,
                         callback,
+                        with_ids,
                     ),
                 )
             };
@@ -434,7 +514,7 @@ impl Engine for VllmEngine {
             Ok(mut g) => g.take(),
             Err(poisoned) => poisoned.into_inner().take(),
         };
-        *rec = recorder.unwrap_or_default();
+        *rec = recorder.map(|(r, _)| r).unwrap_or_default();
         result
     }
 }
