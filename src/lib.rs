@@ -17,6 +17,7 @@ pub mod engine;
 pub mod gguf;
 pub mod lbench;
 pub mod load;
+pub mod journal;
 pub mod measure;
 pub mod plan;
 pub mod progress;
