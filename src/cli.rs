@@ -10,8 +10,8 @@ mod llama_bench;
 mod load;
 mod values;
 
-pub use llama_bench::{normalize_args, LlamaBenchArgs};
 pub use distributed::DistributedArgs;
+pub use llama_bench::{normalize_args, LlamaBenchArgs};
 pub use load::LoadArgs;
 pub use values::{ApiArg, BackendArg, EngineArg, FormatArg, OnOff, PairingArg, ProbeFormat};
 

@@ -30,14 +30,21 @@ fn rpc_endpoints(a: &RunOptions) -> Result<Vec<String>, PlanError> {
         out.push(item.to_string());
     }
     if out.len() > 16 {
-        return Err(flag_err(set::RPC.flag, "llama.cpp takes at most 16 RPC workers"));
+        return Err(flag_err(
+            set::RPC.flag,
+            "llama.cpp takes at most 16 RPC workers",
+        ));
     }
     Ok(out)
 }
 
 fn split_modes(s: &str) -> Result<Vec<SplitMode>, PlanError> {
     s.split(',')
-        .map(|m| m.trim().parse().map_err(|e| flag_err(set::SPLIT_MODE.flag, e)))
+        .map(|m| {
+            m.trim()
+                .parse()
+                .map_err(|e| flag_err(set::SPLIT_MODE.flag, e))
+        })
         .collect()
 }
 
@@ -151,7 +158,9 @@ pub(super) fn split_lists(a: &RunOptions) -> Result<SplitLists, PlanError> {
     }
     let default = DeviceSplit::default();
     if a.compare_http
-        && (modes != [default.split_mode] || devices != [Vec::<String>::new()] || splits != [Vec::<f32>::new()])
+        && (modes != [default.split_mode]
+            || devices != [Vec::<String>::new()]
+            || splits != [Vec::<f32>::new()])
     {
         return Err(flag_err(
             "--compare-http",
@@ -169,9 +178,7 @@ pub(super) fn split_lists(a: &RunOptions) -> Result<SplitLists, PlanError> {
 /// Whether a plan runs llama.cpp with RPC workers.
 pub fn uses_rpc(plan: &Plan) -> bool {
     match &plan.engine {
-        EnginePlan::LlamaCpp(combos) => {
-            combos.iter().any(|c| !c.settings.split.rpc.is_empty())
-        }
+        EnginePlan::LlamaCpp(combos) => combos.iter().any(|c| !c.settings.split.rpc.is_empty()),
         _ => false,
     }
 }
@@ -232,5 +239,103 @@ mod tests {
             split_modes("layer,row").unwrap(),
             vec![SplitMode::Layer, SplitMode::Row]
         );
+    }
+
+    fn plan(args: &[&str]) -> Result<Plan, PlanError> {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(
+            std::iter::once("inproc-bench").chain(args.iter().copied()),
+        )
+        .unwrap();
+        Plan::from_args(&crate::commands::run::run_options(cli.run_args().unwrap()))
+    }
+
+    #[test]
+    fn split_settings_sweep_as_table_axes_and_the_workers_go_to_every_combination() {
+        let p = plan(&[
+            "--model",
+            "m.gguf",
+            "--rpc",
+            "127.0.0.1:50052,127.0.0.1:50053",
+            "--sm",
+            "layer,row",
+            "--dev",
+            "auto,RPC0/RPC1",
+            "--threads",
+            "1,2",
+        ])
+        .unwrap();
+        assert!(uses_rpc(&p));
+        let EnginePlan::LlamaCpp(c) = p.engine else {
+            panic!()
+        };
+        assert_eq!(c.len(), 8);
+        let labels: Vec<String> = c
+            .iter()
+            .map(|c| super::super::sweep_label(&c.sweep))
+            .collect();
+        // What needs a new model load varies slower than the context's settings.
+        assert_eq!(labels[0], "device=auto,split_mode=layer,threads=1");
+        assert_eq!(labels[1], "device=auto,split_mode=layer,threads=2");
+        assert_eq!(labels[7], "device=RPC0/RPC1,split_mode=row,threads=2");
+        assert!(c.iter().all(|c| c.settings.split.rpc.len() == 2));
+        let r = c[7].settings.record();
+        assert_eq!(r["rpc"], "127.0.0.1:50052,127.0.0.1:50053");
+        assert_eq!(r["split_mode"], "row");
+        assert_eq!(r["device"], "RPC0/RPC1");
+        assert_eq!(r["tensor_split"], "0");
+        assert!(!uses_rpc(&plan(&["--model", "m.gguf"]).unwrap()));
+    }
+
+    #[test]
+    fn bad_distributed_flags_name_their_flag() {
+        let msg = |args: &[&str]| plan(args).unwrap_err().to_string();
+        assert!(msg(&["--model", "m", "--rpc", "localhost"]).starts_with("--rpc: "));
+        assert!(msg(&["--model", "m", "--sm", "rows"]).starts_with("--split-mode: "));
+        assert_eq!(
+            msg(&["--model", "m", "--sm", "row,row"]),
+            "--split-mode: row is listed twice"
+        );
+        assert_eq!(
+            msg(&["--model", "m", "--dev", "RPC0,RPC0"]),
+            "--device: RPC0 is listed twice"
+        );
+        assert!(msg(&["--model", "m", "--ts", "3/x"]).starts_with("--tensor-split: "));
+        assert!(
+            msg(&["--model", "m", "--compare-http", "--rpc", "127.0.0.1:1"])
+                .contains("scripts/bench-rpc.sh")
+        );
+        assert!(
+            msg(&["--model", "m", "--compare-http", "--sm", "row"]).starts_with("--compare-http: ")
+        );
+        let vllm = |extra: &[&str]| {
+            let mut a = vec!["--engine", "vllm", "--model", "m"];
+            a.extend_from_slice(extra);
+            plan(&a)
+        };
+        let e = vllm(&["--distributed-executor-backend", "slurm"]).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("--distributed-executor-backend: "));
+        let e = vllm(&[
+            "--distributed-executor-backend",
+            "mp",
+            "--ray-address",
+            "h:6379",
+        ]);
+        assert!(e.unwrap_err().to_string().starts_with("--ray-address: "));
+        let e = vllm(&["--pipeline-parallel-size", "0"]).unwrap_err();
+        assert!(e.to_string().starts_with("--pipeline-parallel-size: "));
+        let p = vllm(&[
+            "--distributed-executor-backend",
+            "ray",
+            "--pipeline-parallel-size",
+            "2",
+        ]);
+        let EnginePlan::Vllm(s) = p.unwrap().engine else {
+            panic!()
+        };
+        assert_eq!(s.distributed.executor_backend.as_deref(), Some("ray"));
+        assert_eq!(s.engine_args()["pipeline_parallel_size"], 2);
     }
 }

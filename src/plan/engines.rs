@@ -105,7 +105,11 @@ pub(super) fn llamacpp_combinations(
         Axis::new(set::N_GPU_LAYERS.key, &ngl, |v| json!(v)),
         Axis::new(set::SPLIT_MODE.key, &split.modes, |v| json!(v.to_string())),
         Axis::new(set::DEVICE.key, &split.devices, |v| {
-            json!(if v.is_empty() { "auto".into() } else { v.join("/") })
+            json!(if v.is_empty() {
+                "auto".into()
+            } else {
+                v.join("/")
+            })
         }),
         Axis::new(set::TENSOR_SPLIT.key, &split.splits, |v| {
             json!(if v.is_empty() {
