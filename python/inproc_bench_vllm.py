@@ -203,6 +203,15 @@ class Driver:
                 "tcmalloc_loaded": _mapped("libtcmalloc"),
                 "cpus_allowed": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
                 "multiprocessing": os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING"),
+                # Tensor/pipeline parallelism and the executor whose workers run the model
+                # (mp: processes on this machine; ray: a Ray cluster, RAY_ADDRESS).
+                "parallel": {
+                    "tensor_parallel_size": cfg.parallel_config.tensor_parallel_size,
+                    "pipeline_parallel_size": cfg.parallel_config.pipeline_parallel_size,
+                    "world_size": cfg.parallel_config.world_size,
+                    "distributed_executor_backend": str(cfg.parallel_config.distributed_executor_backend),
+                    "ray_address": os.environ.get("RAY_ADDRESS"),
+                },
                 "bos_token_id": self._bos_id,
                 "has_chat_template": self._chat_template() is not None,
                 "versions": versions(),

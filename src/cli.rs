@@ -5,10 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod distributed;
 mod llama_bench;
 mod load;
 mod values;
 
+pub use distributed::DistributedArgs;
 pub use llama_bench::{normalize_args, LlamaBenchArgs};
 pub use load::LoadArgs;
 pub use values::{ApiArg, BackendArg, EngineArg, FormatArg, OnOff, PairingArg, ProbeFormat};
@@ -377,6 +379,10 @@ pub struct RunArgs {
     // ---- load (docs/load.md) ----
     #[command(flatten)]
     pub load: LoadArgs,
+
+    // ---- distributed: llama.cpp RPC workers, vLLM executors (docs/distributed.md) ----
+    #[command(flatten)]
+    pub distributed: DistributedArgs,
 
     // ---- output ----
     /// Results file (default: <results-dir>/benchmark_<scenario>_<YYYYmmdd_HHMMSS>.json); never overwritten.

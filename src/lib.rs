@@ -15,6 +15,7 @@ pub mod compare;
 pub mod compare_http;
 pub mod engine;
 pub mod gguf;
+pub mod journal;
 pub mod lbench;
 pub mod load;
 pub mod measure;

@@ -220,8 +220,9 @@ pub fn run(
                 match one_run(&mut **engine, prompt, &opts.sampling, &mut rec) {
                     Err(_) => return (out, SuiteEnd::Interrupted),
                     Ok(result) => {
-                        if let Ok((m, _)) = &result {
+                        if let Ok((m, o)) = &result {
                             progress.last_rate(m.tps);
+                            crate::journal::record(&out[ei].info.key, &prompt.name, r, m, &o.text);
                         }
                         if let Some(p) = out[ei].prompts.last_mut() {
                             p.runs.push(result);

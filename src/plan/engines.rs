@@ -97,10 +97,27 @@ pub(super) fn llamacpp_combinations(
             return Err(flag_err(spec.flag, "must be at least 1"));
         }
     }
-    // The sweep's order: models slowest, then as llama-bench nests its loops.
+    let split = super::distributed::split_lists(a)?;
+    // The sweep's order: models slowest, then what needs a new model load (layers on the GPU,
+    // the device split), then as llama-bench nests its loops.
     let axes = [
         Axis::new(set::MODEL.key, &model_labels, |m| json!(m)),
         Axis::new(set::N_GPU_LAYERS.key, &ngl, |v| json!(v)),
+        Axis::new(set::SPLIT_MODE.key, &split.modes, |v| json!(v.to_string())),
+        Axis::new(set::DEVICE.key, &split.devices, |v| {
+            json!(if v.is_empty() {
+                "auto".into()
+            } else {
+                v.join("/")
+            })
+        }),
+        Axis::new(set::TENSOR_SPLIT.key, &split.splits, |v| {
+            json!(if v.is_empty() {
+                "0".into()
+            } else {
+                v.iter().map(f32::to_string).collect::<Vec<_>>().join("/")
+            })
+        }),
         Axis::new(set::CTX_SIZE.key, &ctx, |v| json!(v)),
         Axis::new(set::THREADS.key, &threads, |v| json!(v)),
         Axis::new(set::BATCH_SIZE.key, &batch, |v| json!(v)),
@@ -109,7 +126,7 @@ pub(super) fn llamacpp_combinations(
     ];
     Ok(sweep::expand(&axes)
         .into_iter()
-        .map(|([m, g, c, t, b, u, f], sweep)| Combination {
+        .map(|([m, g, sm, dev, ts, c, t, b, u, f], sweep)| Combination {
             settings: LlamaCppSettings {
                 model: models[m].clone(),
                 n_gpu_layers: ngl[g],
@@ -120,6 +137,7 @@ pub(super) fn llamacpp_combinations(
                 flash_attn: fa[f],
                 swa_full: a.swa_full,
                 verbose: a.verbose,
+                split: split.pick(sm, dev, ts),
             },
             sweep,
         })
@@ -266,5 +284,6 @@ pub(super) fn vllm_settings(a: &RunOptions) -> Result<VllmSettings, PlanError> {
         enforce_eager: a.enforce_eager,
         enable_prefix_caching: prefix_cache(a),
         verbose: a.verbose,
+        distributed: super::distributed::vllm(a)?,
     })
 }

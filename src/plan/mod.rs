@@ -2,6 +2,7 @@
 //! every sweep combination expanded (llama-bench style comma lists and ranges). `parse` reads the
 //! lists, `engines` turns flags into each engine's settings, `sweep` expands the combinations.
 
+mod distributed;
 mod engines;
 mod options;
 mod parse;
@@ -19,6 +20,7 @@ use crate::prompts::{self, PromptError, PromptSpec};
 use crate::suite::{Pairing, SuiteOptions};
 use engines::{http_targets, llamacpp_combinations, register_secrets, vllm_settings};
 
+pub use distributed::uses_rpc;
 pub use engines::prefix_cache;
 pub use options::{Backend, EngineKind, RunOptions};
 pub use parse::{parse_list, MAX_RANGE_ITEMS};

@@ -124,6 +124,20 @@ pub struct RunOptions {
     pub enforce_eager: bool,
     /// vLLM's own name for `prefix_cache`.
     pub enable_prefix_caching: bool,
+    /// llama.cpp: RPC workers, `host:port` comma list.
+    pub rpc: Option<String>,
+    /// llama.cpp: split mode over devices (list).
+    pub split_mode: String,
+    /// llama.cpp: devices by name, `/`-joined (list).
+    pub device: String,
+    /// llama.cpp: share per device, `/`-joined (list).
+    pub tensor_split: String,
+    /// vLLM: `mp` or `ray`.
+    pub distributed_executor_backend: Option<String>,
+    /// vLLM: pipeline-parallel stages.
+    pub pipeline_parallel_size: u32,
+    /// vLLM: a running Ray cluster's address.
+    pub ray_address: Option<String>,
     /// Let the engines print their own logs.
     pub verbose: bool,
     /// Mock engine: time to first token, ms.

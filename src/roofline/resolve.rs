@@ -145,7 +145,10 @@ pub fn resolve(
                 d.iter().any(|d| {
                     d.get("backend")
                         .and_then(Value::as_str)
-                        .is_some_and(|b| !b.eq_ignore_ascii_case("cpu"))
+                        // An RPC worker's device is not this machine's GPU.
+                        .is_some_and(|b| {
+                            !b.eq_ignore_ascii_case("cpu") && !b.eq_ignore_ascii_case("rpc")
+                        })
                 })
             });
         let note = (offload == Some(false) && ngl != 0).then(|| {

@@ -115,6 +115,34 @@ pub const SWA_FULL: SettingSpec = SettingSpec {
     ..SettingSpec::plain("swa_full", "--swa-full")
 };
 
+/// A device-split setting as llama-bench names it: a comma list sweeps it; llama-server is not
+/// given it (`--compare-http` refuses values other than the default, docs/distributed.md).
+const fn split(
+    key: &'static str,
+    column: &'static str,
+    flag: &'static str,
+    sweepable: bool,
+) -> SettingSpec {
+    SettingSpec {
+        column,
+        sweepable,
+        ..SettingSpec::plain(key, flag)
+    }
+}
+
+/// RPC workers (`ggml-rpc-server`) whose devices take layers, `host:port` joined by `,`
+/// (llama-bench's `-rpc`); empty without workers.
+pub const RPC: SettingSpec = split("rpc", "rpc", "--rpc", false);
+
+/// How the model is split over devices: none, layer, row or tensor (llama-bench's `-sm`).
+pub const SPLIT_MODE: SettingSpec = split("split_mode", "sm", "--split-mode", true);
+
+/// Devices by name joined by `/` (`RPC0/RPC1`), `auto` or `none` (llama-bench's `-dev`).
+pub const DEVICE: SettingSpec = split("device", "dev", "--device", true);
+
+/// Share of the model per device joined by `/` (`3/1`), `0` by free memory (llama-bench's `-ts`).
+pub const TENSOR_SPLIT: SettingSpec = split("tensor_split", "ts", "--tensor-split", true);
+
 /// Every llama.cpp setting, each once.
 pub const TABLE: &[SettingSpec] = &[
     MODEL,
@@ -125,6 +153,10 @@ pub const TABLE: &[SettingSpec] = &[
     UBATCH_SIZE,
     FLASH_ATTN,
     SWA_FULL,
+    RPC,
+    SPLIT_MODE,
+    DEVICE,
+    TENSOR_SPLIT,
 ];
 
 #[cfg(test)]
@@ -135,7 +167,8 @@ mod tests {
     #[test]
     fn server_flags_follow_the_table() {
         let m = json!({"model": "m.gguf", "n_gpu_layers": -1, "threads": 2, "ctx_size": 4096,
-            "batch_size": 2048, "ubatch_size": 512, "flash_attn": "auto", "swa_full": true});
+            "batch_size": 2048, "ubatch_size": 512, "flash_attn": "auto", "swa_full": true,
+            "rpc": "", "split_mode": "layer", "device": "auto", "tensor_split": "0"});
         let Value::Object(m) = m else { panic!() };
         assert_eq!(
             super::super::server_args(TABLE, &m).join(" "),

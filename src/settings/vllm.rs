@@ -23,6 +23,13 @@ pub const TABLE: &[SettingSpec] = &[
     SettingSpec::plain("dtype", "--dtype"),
     SettingSpec::plain("enforce_eager", "--enforce-eager"),
     SettingSpec::plain("enable_prefix_caching", "--prefix-cache"),
+    // Distributed (docs/distributed.md); the Ray address is an environment variable, recorded in
+    // the engine's details (`parallel.ray_address`).
+    SettingSpec::plain("pipeline_parallel_size", "--pipeline-parallel-size"),
+    SettingSpec::plain(
+        "distributed_executor_backend",
+        "--distributed-executor-backend",
+    ),
 ];
 
 #[cfg(test)]
@@ -45,6 +52,11 @@ mod tests {
             enforce_eager: true,
             enable_prefix_caching: false,
             verbose: false,
+            distributed: crate::engine::vllm::Distributed {
+                executor_backend: Some("ray".into()),
+                pipeline_parallel_size: 2,
+                ray_address: Some("10.0.0.1:6379".into()),
+            },
         };
         for k in s.engine_args().keys() {
             assert!(TABLE.iter().any(|t| t.key == k), "{k} is not in the table");

@@ -8,12 +8,13 @@ use std::sync::OnceLock;
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
-use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::params::{LlamaModelParams, LlamaSplitMode};
 use llama_cpp_2::model::LlamaModel;
 use serde_json::{json, Map, Value};
 
 use super::{
-    load_report, FlashAttn, LlamaCppEngine, LlamaCppSettings, LoadReport, Loaded, SAMPLER_CHAIN,
+    load_report, rpc, FlashAttn, LlamaCppEngine, LlamaCppSettings, LoadReport, Loaded, SplitMode,
+    RPC_PROTOCOL, SAMPLER_CHAIN,
 };
 use crate::engine::EngineError;
 use crate::gguf::{self, GgufError, GgufSummary};
@@ -86,13 +87,54 @@ pub(super) fn context_params(s: &LlamaCppSettings) -> LlamaContextParams {
         .with_no_perf(false)
 }
 
+/// The model's parameters: GPU layers, split mode and devices (RPC workers registered first).
+fn model_params(s: &LlamaCppSettings) -> Result<LlamaModelParams, EngineError> {
+    rpc::register(&s.split.rpc)?;
+    let ngl = u32::try_from(s.n_gpu_layers).unwrap_or(u32::MAX);
+    let mode = match s.split.split_mode {
+        SplitMode::None => LlamaSplitMode::None,
+        SplitMode::Layer => LlamaSplitMode::Layer,
+        SplitMode::Row => LlamaSplitMode::Row,
+        SplitMode::Tensor => LlamaSplitMode::Tensor,
+    };
+    let params = LlamaModelParams::default()
+        .with_n_gpu_layers(ngl)
+        .with_split_mode(mode);
+    if !s.split.tensor_split.is_empty() {
+        return Err(EngineError::Load(format!(
+            "--tensor-split {}: llama-cpp-2 0.1.160 has no way to pass a tensor split to llama.cpp, so the in-process engine cannot honour it; leave it out (llama.cpp then splits in proportion to each device's free memory) or pick devices with --device",
+            s.split.tensor_split_label()
+        )));
+    }
+    if s.split.devices.is_empty() {
+        return Ok(params);
+    }
+    let indices = rpc::device_indices(&s.split.devices)?;
+    params
+        .with_devices(&indices)
+        .map_err(|e| EngineError::Load(format!("--device {}: {e}", s.split.devices_label())))
+}
+
+/// Whether ggml knows a device to offload to (a GPU, or an RPC worker's device): llama.cpp says
+/// it supports offload whenever its RPC backend is compiled in.
+fn offload_device() -> bool {
+    llama_cpp_2::list_llama_ggml_backend_devices()
+        .iter()
+        .any(|d| {
+            matches!(
+                d.device_type,
+                llama_cpp_2::LlamaBackendDeviceType::Gpu
+                    | llama_cpp_2::LlamaBackendDeviceType::IntegratedGpu
+            )
+        })
+}
+
 impl LlamaCppEngine {
     /// Loads the model and creates the context; the caller times it as the engine's load time.
     pub fn load(settings: LlamaCppSettings) -> Result<Self, EngineError> {
         check_gguf_file(&settings.model)?;
         let backend = backend(settings.verbose)?;
-        let ngl = u32::try_from(settings.n_gpu_layers).unwrap_or(u32::MAX);
-        let params = LlamaModelParams::default().with_n_gpu_layers(ngl);
+        let params = model_params(&settings)?;
         let (model, mut log) =
             load_report::capture(|| LlamaModel::load_from_file(backend, &settings.model, &params));
         let model = model.map_err(|e| {
@@ -103,11 +145,18 @@ impl LlamaCppEngine {
         })?;
         let mut details = model_details(&model);
         details.insert("sampler_chain".into(), json!(SAMPLER_CHAIN));
+        if !settings.split.rpc.is_empty() {
+            let (major, minor, patch) = RPC_PROTOCOL;
+            details.insert(
+                "rpc_protocol".into(),
+                json!(format!("{major}.{minor}.{patch}")),
+            );
+        }
         let markers =
             super::chat::think_markers(&model, super::chat::model_template(&model).as_deref());
         details.insert(
             "gpu_offload_supported".into(),
-            json!(backend.supports_gpu_offload()),
+            json!(backend.supports_gpu_offload() && offload_device()),
         );
         let (loaded, context_log) = load_report::capture(|| {
             Loaded::try_new(model, |model| {
@@ -147,7 +196,9 @@ impl LlamaCppEngine {
     /// Whether `settings` can reuse this engine's loaded model (same file and GPU offload), so
     /// that only the context is made anew.
     pub fn reuses_model(&self, settings: &LlamaCppSettings) -> bool {
-        settings.model == self.settings.model && settings.n_gpu_layers == self.settings.n_gpu_layers
+        settings.model == self.settings.model
+            && settings.n_gpu_layers == self.settings.n_gpu_layers
+            && settings.split == self.settings.split
     }
 
     /// Applies new settings: a new context on the loaded model when [`Self::reuses_model`],
@@ -208,13 +259,6 @@ impl LoadTimed for LlamaCppEngine {
 
 fn model_details(model: &LlamaModel) -> Map<String, Value> {
     let meta = |k: &str| model.meta_val_str(k).ok();
-    let devices: Vec<Value> = llama_cpp_2::list_llama_ggml_backend_devices()
-        .into_iter()
-        .map(|d| {
-            json!({"name": d.name, "description": d.description, "backend": d.backend,
-                   "memory_total_bytes": d.memory_total})
-        })
-        .collect();
     let mut m = Map::new();
     m.insert("architecture".into(), json!(meta("general.architecture")));
     m.insert("model_name".into(), json!(meta("general.name")));
@@ -224,7 +268,7 @@ fn model_details(model: &LlamaModel) -> Map<String, Value> {
     m.insert("n_layer".into(), json!(model.n_layer()));
     m.insert("n_ctx_train".into(), json!(model.n_ctx_train()));
     m.insert("n_vocab".into(), json!(model.n_vocab()));
-    m.insert("backend_devices".into(), Value::Array(devices));
+    m.insert("backend_devices".into(), rpc::devices_json());
     m.insert("system_info".into(), json!(system_info()));
     m
 }

@@ -8,12 +8,14 @@ pub mod bench_tests;
 mod chat;
 mod load;
 mod load_report;
+mod rpc;
 mod settings;
 
 pub use batch::LlamaCppBatch;
 pub use load::{check_gguf_file, system_info};
 pub use load_report::{device_of, LoadReport};
-pub use settings::{FlashAttn, LlamaCppSettings};
+pub use rpc::PROTOCOL as RPC_PROTOCOL;
+pub use settings::{DeviceSplit, FlashAttn, LlamaCppSettings, SplitMode};
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;

@@ -50,6 +50,29 @@ pub struct VllmSettings {
     pub enable_prefix_caching: bool,
     /// Show vLLM's own logging and Python tracebacks.
     pub verbose: bool,
+    /// Executor, pipeline stages and Ray cluster (docs/distributed.md).
+    pub distributed: Distributed,
+}
+
+/// vLLM's distributed settings; the default is a single process group as vLLM picks it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Distributed {
+    /// `mp` or `ray`; `None`: vLLM's choice.
+    pub executor_backend: Option<String>,
+    /// Pipeline-parallel stages.
+    pub pipeline_parallel_size: u32,
+    /// A running Ray cluster's address (RAY_ADDRESS).
+    pub ray_address: Option<String>,
+}
+
+impl Distributed {
+    /// Environment for the driver and `vllm serve`: RAY_ADDRESS when a cluster is named.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        self.ray_address
+            .iter()
+            .map(|a| ("RAY_ADDRESS", a.clone()))
+            .collect()
+    }
 }
 
 impl VllmSettings {
@@ -77,6 +100,14 @@ impl VllmSettings {
             "enable_prefix_caching".into(),
             json!(self.enable_prefix_caching),
         );
+        let d = &self.distributed;
+        a.insert(
+            "pipeline_parallel_size".into(),
+            json!(d.pipeline_parallel_size.max(1)),
+        );
+        if let Some(b) = &d.executor_backend {
+            a.insert("distributed_executor_backend".into(), json!(b));
+        }
         a
     }
 
@@ -199,6 +230,11 @@ pub(crate) fn test_settings(model: &Path) -> VllmSettings {
         enforce_eager: true,
         enable_prefix_caching: false,
         verbose: false,
+        distributed: Distributed {
+            executor_backend: Some("mp".into()),
+            pipeline_parallel_size: 2,
+            ray_address: None,
+        },
     }
 }
 

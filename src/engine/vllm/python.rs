@@ -232,6 +232,9 @@ impl VllmEngine {
                 for (k, v) in thread_env(settings.threads) {
                     env.set_item(k, v)?;
                 }
+                for (k, v) in settings.distributed.env() {
+                    env.set_item(k, v)?;
+                }
                 kwargs.set_item("env", env)?;
                 let driver = module.getattr("Driver")?.call(
                     (model.display().to_string(), to_python(py, &engine_args)?),
