@@ -152,7 +152,8 @@ async fn level(
             biased;
             Some((id, res)) = inflight.next(), if !inflight.is_empty() => match res {
                 Ok(s) => {
-                    rec.borrow_mut().done(id, s.prompt_tokens, s.finish);
+                    // A text stream carries no token ids: the output digest stays empty.
+                    rec.borrow_mut().done(id, s.prompt_tokens, s.finish, Vec::new());
                     server[id] = Some(s.server);
                 }
                 Err(f) => {

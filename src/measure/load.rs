@@ -145,7 +145,8 @@ impl LoadRecorder {
             .iter()
             .enumerate()
             .map(|(index, r)| {
-                let digest = |ids: &[i64]| ok(r).then(|| token_digest(ids));
+                // No ids (an engine that streams text only, e.g. over HTTP): no digest.
+                let digest = |ids: &[i64]| (ok(r) && !ids.is_empty()).then(|| token_digest(ids));
                 let scheduled_ms = ms(r.scheduled);
                 let admitted_ms = r.admitted.map(off);
                 let first = r.tokens.first().map(|&(t, _)| off(t));
