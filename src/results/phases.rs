@@ -316,7 +316,11 @@ mod tests {
         assert!(r.line().contains("decode 8.000 ms/tok"));
         // Window 11 ms, t_eval 8 ms: 3 ms outside decode, ours too (own 1 + sample 2).
         assert_eq!(r.outside_eval(), Some((3.0, 3.0)));
-        assert!(r.line().contains("vs window − t_eval 3.000 ms/tok"), "{}", r.line());
+        assert!(
+            r.line().contains("vs window − t_eval 3.000 ms/tok"),
+            "{}",
+            r.line()
+        );
     }
 
     #[test]
@@ -361,7 +365,9 @@ mod tests {
         let f = pooled.first_token.unwrap();
         assert_eq!((f.runs, f.client_ms, f.server_ms), (2, 40.0, 30.0));
         assert!(
-            pooled.line().contains("server prompt 15.00 ms + outside 5.00 ms = client 20.00 ms"),
+            pooled
+                .line()
+                .contains("server prompt 15.00 ms + outside 5.00 ms = client 20.00 ms"),
             "{}",
             pooled.line()
         );
