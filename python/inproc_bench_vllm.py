@@ -5,7 +5,11 @@ inproc_bench_vllm_env.py (include_str!), and loads both into its embedded
 CPython; it also works standalone (see python/check_driver.py).
 Timing is not done here: `Driver.generate` calls `on_tokens(n_new)` as soon as
 an engine step yields new token ids for the request, and the caller (a Rust
-function) stamps its own monotonic clock.
+function) stamps its own monotonic clock. Phases are marked the same way: with
+`on_phase`, the driver calls `on_phase(name)` where a phase starts ("prompt":
+the first engine step, "step": a later engine core step, "output": the rest of
+`LLMEngine.step()` after the core returns, "own": the driver's loop) and the
+caller stamps it on the same clock; this file never reads a clock.
 
 The engine is vLLM's `LLMEngine` (the v1 engine) with
 VLLM_ENABLE_V1_MULTIPROCESSING=0, so the scheduler, the model runner and the
@@ -21,7 +25,7 @@ output processing all run in this process and thread; nothing is spawned.
         .whitespace_token_ids() -> list[int]
         .token_ids(text) -> list[int]
         .generate(prompt_text, max_tokens, ignore_eos, temperature, seed, on_tokens,
-                  with_ids=False) -> dict
+                  with_ids=False, on_phase=None) -> dict
         .close()
 """
 
@@ -301,10 +305,13 @@ class Driver:
         seed: int | None,
         on_tokens: Callable[..., Any],
         with_ids: bool = False,
+        on_phase: Callable[[str], Any] | None = None,
     ) -> dict:
         """Runs one request to completion, calling on_tokens(n_new) as soon as
         an engine step returns n_new new tokens for it (before any decoding);
-        with_ids: on_tokens(n_new, new_ids), for the reasoning split.
+        with_ids: on_tokens(n_new, new_ids), for the reasoning split; and
+        on_phase(name) where each phase of a step starts (see the module's
+        docstring).
 
         prompt_text goes to the model as is (no chat template is applied here);
         the tokenizer adds its special tokens (BOS) as configured.
@@ -340,11 +347,26 @@ class Driver:
         finish_reason = None
         (engine_input,) = engine.renderer.render_cmpl([self._TokensPrompt(prompt_token_ids=prompt_ids)])
         engine.add_request(request_id, engine_input, params)
+        core = engine.engine_core
+        if on_phase is not None:
+            # The engine core's return ends the core step: the rest of LLMEngine.step() is
+            # output processing. Wrapped on the instance for this request only.
+            inner = core.get_output
+
+            def get_output():
+                out = inner()
+                on_phase("output")
+                return out
+
+            core.get_output = get_output
+        mark = on_phase if on_phase is not None else (lambda _name: None)
         try:
             step = engine.step
             extend = token_ids.extend
+            mark("prompt")
             while True:
                 outputs = step()
+                mark("own")
                 for out in outputs:
                     if out.request_id != request_id:
                         continue
@@ -363,14 +385,19 @@ class Driver:
                 if not engine.has_unfinished_requests():
                     finish_reason = "lost"
                     break
+                mark("step" if token_ids else "prompt")
         except BaseException:
             self._abort(request_id)
             raise
+        finally:
+            if on_phase is not None:
+                core.__dict__.pop("get_output", None)
         if engine.has_unfinished_requests():
             self._abort(request_id)
         if finish_reason == "lost":
             raise DriverError(f"request {request_id} left the engine without finishing")
 
+        mark("detok")
         text = self.tokenizer.decode(token_ids, skip_special_tokens=True)
         return {
             "prompt_tokens": len(prompt_ids),

@@ -3,7 +3,9 @@
 # per run, the per-token phase times (decode, sample, detok, own) the engine marked on the
 # recorder, their sum against the measured per-token time (first to last token delivery over the
 # tokens after the first; goal: equal within 2 %), and our decode total against llama.cpp's own
-# t_eval_ms. Then the cost of one phase mark (benches/timing_path.rs, ns per mark).
+# t_eval_ms, and (rest, m-t_eval) the time outside decode per token by our marks against the window
+# less llama.cpp's t_eval_ms (the sampler chain's own t_sample_ms is private in llama-cpp-2).
+# Then the cost of one phase mark (benches/timing_path.rs, ns per mark).
 # A benchmark, not a test: run it by hand on a quiet machine.
 #
 # Usage: scripts/bench-phases.sh [options]
@@ -51,7 +53,7 @@ import json, statistics, sys
 j = json.load(open(sys.argv[1]))
 p = j["results"]["llamacpp"]["prompts"][sys.argv[2]]
 names = ["decode", "sample", "detok", "own"]
-print("run  " + "".join(f"{n:>10}" for n in names) + f"{'sum':>10}{'measured':>10}{'diff %':>8}{'t_eval %':>10}   (ms per token)")
+print("run  " + "".join(f"{n:>10}" for n in names) + f"{'sum':>10}{'measured':>10}{'diff %':>8}{'t_eval %':>10}{'rest':>10}{'m-t_eval':>10}   (ms per token)")
 diffs, evals = [], []
 for r in p["runs"]:
     ph = r["phases"]
@@ -59,8 +61,12 @@ for r in p["runs"]:
     s, m = sum(per), ph["measured_per_token_ms"]
     d = 100 * (s - m) / m
     e = 100 * (ph["decode_total_ms"] / ph["engine_eval_ms"] - 1)
+    # The sampling cross-check through llama.cpp's context counters: our time outside decode
+    # (sample + detok + own) against the window less t_eval_ms, per token.
+    rest = s - per[0]
+    outside = (ph["measured_ms"] - ph["engine_eval_ms"]) / ph["tokens"]
     diffs.append(d); evals.append(e)
-    print(f"{r['run']:<5}" + "".join(f"{x:10.4f}" for x in per) + f"{s:10.4f}{m:10.4f}{d:8.3f}{e:10.3f}")
+    print(f"{r['run']:<5}" + "".join(f"{x:10.4f}" for x in per) + f"{s:10.4f}{m:10.4f}{d:8.3f}{e:10.3f}{rest:10.4f}{outside:10.4f}")
 pooled = p["phases"]
 print("pooled: " + " · ".join(f"{n} {pooled['phases'][n]['share_pct']:.2f}%" for n in names))
 worst = max(abs(d) for d in diffs)

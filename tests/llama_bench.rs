@@ -60,6 +60,8 @@ fn every_output_format_parses_with_llama_bench_field_names() {
         assert!(v["avg_ts"].as_f64().unwrap() > 0.0);
         assert_eq!(v["build_number"], 11434);
         assert_eq!(v["n_threads"], 1);
+        // llama.cpp's own description of the model, as llama-bench writes it.
+        assert_eq!(v["model_type"], "llama 256M Q4_1");
         // How it was made: the tool, the hardware and the settings.
         assert!(v["provenance"]["tool"]["version"].is_string());
         assert!(v["provenance"]["system"]["cpu_model"].is_string());
@@ -158,6 +160,10 @@ fn against_llama_bench_prints_one_ratio_per_test() {
     let ratios: Vec<&Value> = recs.iter().filter(|r| r["record"] == "ratio").collect();
     assert_eq!(theirs.len(), 2, "{out}");
     assert_eq!(ratios.len(), 2, "{out}");
+    // The same model text on both sides.
+    for r in recs.iter().filter(|r| r["runner"] == "inproc-bench") {
+        assert_eq!(r["model_type"], theirs[0]["model_type"], "{out}");
+    }
     // llama-bench's own JSON was read: its build, its samples (one run per repetition).
     for r in &theirs {
         assert_eq!(r["build_number"], 11434);

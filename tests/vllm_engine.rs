@@ -453,3 +453,44 @@ fn a_template_file_and_its_arguments_reach_the_tokenizers_renderer() {
         "enable_thinking false reached the template: {text:?}"
     );
 }
+
+#[test]
+fn every_run_splits_its_steps_into_engine_core_output_and_driver_phases() {
+    let (out, j) = measured();
+    assert!(out.status.success(), "{}", show(out));
+    let p = &j["results"]["vllm"]["prompts"]["short"];
+    let num = |v: &Value| v.as_f64().unwrap_or_else(|| panic!("a number: {v}"));
+    for r in p["runs"].as_array().unwrap() {
+        let ph = &r["phases"];
+        assert_eq!(ph["source"], "recorder marks", "{ph}");
+        let mut names: Vec<&str> = ph["phases"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["detok", "output", "own", "step"], "{ph}");
+        for x in ph["phases"].as_object().unwrap().values() {
+            assert!(num(&x["sum_ms"]) >= 0.0, "{ph}");
+        }
+        // The marks tile the window; the engine core is most of it; the driver decodes the text
+        // once, after the last token.
+        assert!((num(&ph["accounted_pct"]) - 100.0).abs() < 0.01, "{ph}");
+        let step = num(&ph["phases"]["step"]["sum_ms"]);
+        assert!(step > num(&ph["phases"]["own"]["sum_ms"]), "{ph}");
+        assert_eq!(num(&ph["phases"]["detok"]["sum_ms"]), 0.0, "{ph}");
+        assert!(num(&ph["detok_total_ms"]) > 0.0, "{ph}");
+        assert!(num(&ph["prompt_ms"]) > 0.0, "{ph}");
+        assert!(num(&ph["step_total_ms"]) >= step, "{ph}");
+        assert!(num(&ph["measured_ms"]) <= num(&r["e2e_latency_ms"]), "{r}");
+    }
+    let pooled = &p["phases"];
+    let tokens: u64 = p["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["phases"]["tokens"].as_u64().unwrap())
+        .sum();
+    assert_eq!(pooled["tokens"].as_u64(), Some(tokens), "{pooled}");
+}

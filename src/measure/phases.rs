@@ -7,22 +7,30 @@ use std::time::Duration;
 /// ([`crate::measure::Recorder::phase`]); the phase lasts until the next mark (or the request end).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Phase {
-    /// Prompt evaluation (batches of prompt tokens), up to the prompt's logits.
+    /// Prompt evaluation (batches of prompt tokens), up to the prompt's logits (vLLM: the engine
+    /// core steps before the first token, which sample it too).
     Prompt,
+    /// vLLM: one engine core step (scheduling, the model's forward pass, sampling).
+    Step,
+    /// vLLM: `LLMEngine.step()`'s work after the engine core returns (output processing, stats).
+    Output,
     /// One-token graph compute, up to the logits being readable.
     Decode,
     /// The sampler chain over the logits.
     Sample,
     /// Token to text (`token_to_piece`) and text assembly.
     Detok,
-    /// The tool's own bookkeeping: recording the token, batch preparation, end checks.
+    /// The tool's own bookkeeping: recording the token, batch preparation, end checks (on vLLM:
+    /// the driver's Python between engine steps, the delivery callback included).
     Own,
 }
 
 impl Phase {
     /// Every phase, in the order the report lists them.
-    pub const ALL: [Phase; 5] = [
+    pub const ALL: [Phase; PHASES] = [
         Phase::Prompt,
+        Phase::Step,
+        Phase::Output,
         Phase::Decode,
         Phase::Sample,
         Phase::Detok,
@@ -37,7 +45,14 @@ impl Phase {
             Phase::Sample => "sample",
             Phase::Detok => "detok",
             Phase::Own => "own",
+            Phase::Step => "step",
+            Phase::Output => "output",
         }
+    }
+
+    /// The phase named `name` (as [`Phase::name`] gives it).
+    pub fn from_name(name: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.name() == name)
     }
 
     fn index(self) -> usize {
@@ -45,21 +60,26 @@ impl Phase {
     }
 }
 
+/// How many phases there are.
+pub const PHASES: usize = 7;
+
 /// The time in each phase of one request (ms), indexed like [`Phase::ALL`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PhaseTimes {
     /// Time per phase between the first and the last token delivery (the decode window, whose
     /// length over the tokens after the first is the ITL mean).
-    pub window_ms: [f64; 5],
+    pub window_ms: [f64; PHASES],
     /// Time per phase over the whole request (request start to the engine returning; time
     /// before the first mark is not in any phase).
-    pub total_ms: [f64; 5],
+    pub total_ms: [f64; PHASES],
     /// Length of the decode window (ms): last delivery − first delivery.
     pub window_len_ms: f64,
     /// Tokens delivered after the first delivery (the window's per-token divisor).
     pub window_tokens: u64,
     /// Phase marks made in this request.
     pub marks: u64,
+    /// Marks made per phase (an engine's own phases are the ones it marks).
+    pub marked: [u64; PHASES],
 }
 
 impl PhaseTimes {
@@ -81,6 +101,7 @@ impl PhaseTimes {
         for (i, &(phase, from)) in marks.iter().enumerate() {
             let to = marks.get(i + 1).map_or(end, |m| m.1).max(from);
             out.total_ms[phase.index()] += ms(to - from);
+            out.marked[phase.index()] += 1;
             let (a, b) = (from.max(window.0), to.min(window.1));
             if b > a {
                 out.window_ms[phase.index()] += ms(b - a);
@@ -92,6 +113,11 @@ impl PhaseTimes {
     /// Time in `phase` within the decode window (ms).
     pub fn window(&self, phase: Phase) -> f64 {
         self.window_ms[phase.index()]
+    }
+
+    /// Whether the engine marked `phase` in this request.
+    pub fn was_marked(&self, phase: Phase) -> bool {
+        self.marked[phase.index()] > 0
     }
 
     /// Time in `phase` over the whole request (ms).
@@ -137,5 +163,14 @@ mod tests {
         assert_eq!(p.window(Phase::Own), 1.0);
         assert_eq!(p.window_ms.iter().sum::<f64>(), p.window_len_ms);
         assert_eq!(p.marks, 8);
+        assert!(p.was_marked(Phase::Detok) && !p.was_marked(Phase::Step));
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for p in Phase::ALL {
+            assert_eq!(Phase::from_name(p.name()), Some(p));
+        }
+        assert_eq!(Phase::from_name("nope"), None);
     }
 }

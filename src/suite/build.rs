@@ -41,6 +41,7 @@ fn phases_record(m: &RunMetrics, o: &Outcome) -> Option<PhasesRecord> {
         window_tokens,
         window_ms,
     )
+    .map(|r| r.with_first_token(m.ttft_ms, s.prompt_ms))
 }
 
 /// The record of one measured run; `position` is its place in its round when engines were

@@ -107,12 +107,15 @@ impl BenchModel {
                 path.display()
             ))
         })?;
+        // llama-bench's text (`llama 256M Q4_1`); the GGUF's own labels if llama.cpp gives none.
         let meta = |k: &str| model.meta_val_str(k).ok();
-        let model_type = [meta("general.architecture"), meta("general.size_label")]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let model_type = super::model_desc::model_desc(path).unwrap_or_else(|| {
+            [meta("general.architecture"), meta("general.size_label")]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
         let facts = ModelFacts {
             filename: path.to_path_buf(),
             model_type,

@@ -8,6 +8,7 @@ pub mod bench_tests;
 mod chat;
 mod load;
 mod load_report;
+pub mod model_desc;
 mod rpc;
 mod settings;
 

@@ -19,7 +19,7 @@ use super::{find_python_env, thread_env, PythonEnv, VllmSettings, THREADS_BIND};
 use crate::engine::{
     Engine, EngineError, EngineInfo, Finish, Outcome, PreparedPrompt, PromptMode, Request,
 };
-use crate::measure::{LoadClock, LoadTime, LoadTimed, Recorder};
+use crate::measure::{LoadClock, LoadTime, LoadTimed, Phase, Recorder};
 use crate::prompts::PromptSpec;
 use crate::template::reasoning::{self, DeliverySorter, Phase as ThinkPhase, ThinkMarkers};
 
@@ -487,10 +487,27 @@ impl Engine for VllmEngine {
                 }
                 Ok(())
             };
+        // The driver names where each phase of a step starts; the recorder stamps it.
+        let marks = Arc::clone(&slot);
+        let on_phase =
+            move |args: &Bound<'_, PyTuple>, _: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
+                let item = args.get_item(0)?;
+                let name: &str = item.extract()?;
+                let phase = Phase::from_name(name)
+                    .ok_or_else(|| PyRuntimeError::new_err(format!("unknown phase {name:?}")))?;
+                let mut guard = marks
+                    .lock()
+                    .map_err(|_| PyRuntimeError::new_err("the recorder's lock is poisoned"))?;
+                if let Some(r) = guard.as_mut() {
+                    r.phase(phase);
+                }
+                Ok(())
+            };
         let verbose = self.settings.verbose;
         let result = Python::attach(|py| {
             let run = || -> PyResult<Bound<'_, PyAny>> {
                 let callback = PyCFunction::new_closure(py, Some(c"on_tokens"), None, on_tokens)?;
+                let phases = PyCFunction::new_closure(py, Some(c"on_phase"), None, on_phase)?;
                 self.driver.bind(py).call_method1(
                     "generate",
                     (
@@ -501,6 +518,7 @@ impl Engine for VllmEngine {
                         seed,
                         callback,
                         with_ids,
+                        phases,
                     ),
                 )
             };
