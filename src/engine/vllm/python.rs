@@ -499,7 +499,7 @@ impl Engine for VllmEngine {
                     .lock()
                     .map_err(|_| PyRuntimeError::new_err("the recorder's lock is poisoned"))?;
                 if let Some(r) = guard.as_mut() {
-                    r.phase(phase);
+                    r.0.phase(phase);
                 }
                 Ok(())
             };
