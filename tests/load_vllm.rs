@@ -68,7 +68,9 @@ fn a_closed_loop_level_on_vllm_gives_every_request_its_exact_tokens() {
         assert_eq!(r["finish"], "length");
         // The driver hands back the generated ids: the request's outputs can be checked.
         assert!(
-            r["output_digest"].as_str().is_some_and(|d| d.starts_with("fnv1a64:")),
+            r["output_digest"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("fnv1a64:")),
             "{r}"
         );
     }
