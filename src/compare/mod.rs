@@ -6,6 +6,7 @@ pub mod checks;
 pub mod load;
 pub mod load_checks;
 pub mod load_render;
+pub mod load_stats;
 pub mod metric;
 pub mod render;
 pub mod select;

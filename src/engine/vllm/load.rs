@@ -15,6 +15,10 @@ use crate::prompts::PromptSpec;
 
 const LOAD_SOURCE: &str = include_str!("../../../python/inproc_bench_vllm_load.py");
 
+/// One request's news from a driver step: id, new tokens, finish reason, and (when it finished)
+/// its generated token ids.
+type StepEvent = (usize, u32, Option<String>, Option<Vec<i64>>);
+
 /// vLLM with many requests in flight.
 pub struct VllmLoad {
     engine: VllmEngine,
@@ -128,7 +132,7 @@ impl BatchEngine for VllmLoad {
     }
 
     fn step(&mut self, sink: &mut dyn FnMut(StreamEvent)) -> Result<(), EngineError> {
-        let events: Vec<(usize, u32, Option<String>, Option<Vec<i64>>)> =
+        let events: Vec<StepEvent> =
             Python::attach(|py| self.load.bind(py).call_method0("step")?.extract())
                 .map_err(py_err(EngineError::Generate))?;
         for (id, n, finish, token_ids) in events {
