@@ -46,7 +46,10 @@ fn serve(mut s: TcpStream, period: Duration) -> std::io::Result<()> {
     let n: u64 = text
         .split("\"max_tokens\":")
         .nth(1)
-        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).find(|x| !x.is_empty()))
+        .and_then(|t| {
+            t.split(|c: char| !c.is_ascii_digit())
+                .find(|x| !x.is_empty())
+        })
         .and_then(|t| t.parse().ok())
         .unwrap_or(16);
     write!(
