@@ -131,10 +131,10 @@ async fn level(
                 });
             }
         }
+        if inflight.is_empty() && engine_error.is_some() {
+            break;
+        }
         if inflight.is_empty() && queue.is_empty() {
-            if engine_error.is_some() {
-                break;
-            }
             match shape.level {
                 Level::Rate(_) if next < arrivals.len() => {}
                 Level::Concurrency(_) if more_closed(next, rec.borrow().elapsed()) => continue,

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fixture_server;
+pub mod load_fixture;
 pub mod vllm;
 
 #[allow(unused_imports)]
