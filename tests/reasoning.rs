@@ -263,3 +263,130 @@ fn report_and_compare_show_ttfo_beside_ttft_only_for_reasoning_runs() {
         assert!(!text.contains("TTFO"), "{args:?}: {text}");
     }
 }
+
+/// The test model made to think: its tokenizer's ids 8190 and `end_id` become `<think>` and
+/// `</think>` (the merges that built their old texts are dropped), and its template opens a
+/// `<think>` block in the generation prompt, as DeepSeek-R1's does. The weights are the test
+/// model's own, so the greedy output is unchanged: its 8th token (id 6026) now reads `</think>`.
+fn thinking_tiny_llama(dir: &Path, end_id: i64) -> PathBuf {
+    let src = tiny_llama();
+    let model = dir.join("thinking-tiny-llama");
+    std::fs::create_dir_all(&model).unwrap();
+    for f in [
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "special_tokens_map.json",
+    ] {
+        std::os::unix::fs::symlink(src.join(f), model.join(f)).unwrap();
+    }
+    let mut tok: Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("tokenizer.json")).unwrap())
+            .unwrap();
+    let vocab = tok["model"]["vocab"].as_object_mut().unwrap();
+    let mut old = Vec::new();
+    for (id, text) in [(8190, "<think>"), (end_id, "</think>")] {
+        let (k, _) = vocab
+            .iter()
+            .find(|(_, v)| v.as_i64() == Some(id))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .unwrap();
+        vocab.remove(&k);
+        vocab.insert(text.into(), json!(id));
+        old.push(k);
+    }
+    let merges = tok["model"]["merges"].as_array_mut().unwrap();
+    merges.retain(|m| {
+        let parts: Vec<&str> = m
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.as_str())
+            .collect();
+        let joined = parts.concat();
+        !old.iter()
+            .any(|o| *o == joined || parts.contains(&o.as_str()))
+    });
+    for (id, text) in [(8190, "<think>"), (end_id, "</think>")] {
+        tok["added_tokens"].as_array_mut().unwrap().push(json!({
+            "id": id, "content": text, "single_word": false, "lstrip": false,
+            "rstrip": false, "normalized": false, "special": false
+        }));
+    }
+    std::fs::write(model.join("tokenizer.json"), tok.to_string()).unwrap();
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("tokenizer_config.json")).unwrap())
+            .unwrap();
+    cfg["chat_template"] = json!(
+        "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n<think>\\n' }}{% endif %}{# the reasoning ends with </think> #}"
+    );
+    std::fs::write(model.join("tokenizer_config.json"), cfg.to_string()).unwrap();
+    model
+}
+
+#[test]
+fn vllm_in_process_splits_reasoning_by_token_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = thinking_tiny_llama(dir.path(), 6026);
+    let env = vllm_env();
+    let short = inproc_bench::prompts::builtin()
+        .into_iter()
+        .find(|p| p.name == "short")
+        .unwrap()
+        .prompt;
+    let prompts = dir.path().join("p.json");
+    std::fs::write(
+        &prompts,
+        json!([
+            {"name": "ends", "prompt": short, "max_tokens": 12},
+            {"name": "cut", "prompt": short, "max_tokens": 4}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let args = vllm_args(
+        &model,
+        &env,
+        &[
+            "--prompt-file",
+            s(&prompts),
+            "--prompt",
+            "all",
+            "--warmup",
+            "0",
+            "--runs",
+            "1",
+            "--threads",
+            "1",
+        ],
+    );
+    let (out, j) = run_to(&dir.path().join("r.json"), &args);
+    assert!(out.status.success(), "{}", show(&out));
+    let e = &j["results"]["vllm"];
+    assert_eq!(
+        e["details"]["think_markers"],
+        json!(["<think>", "</think>"])
+    );
+    // The prompt opens the block; the 8th generated token is `</think>`, the 9th the answer.
+    let ends = &e["prompts"]["ends"]["runs"][0];
+    assert_eq!(
+        (ends["reasoning_tokens"].as_u64(), ends["answer_tokens"].as_u64()),
+        (Some(8), Some(4)),
+        "counted in tokens; if the test model's greedy output changed, its 8th token is no longer id 6026: {ends}"
+    );
+    let (ttft, ttfo) = (
+        ends["ttft_ms"].as_f64().unwrap(),
+        ends["ttfo_ms"].as_f64().unwrap(),
+    );
+    assert!(ttfo > ttft, "ttft {ttft} ttfo {ttfo}");
+    // Four tokens are all reasoning: no TTFO (null, not zero), and the reason.
+    let cut = &e["prompts"]["cut"];
+    let r = &cut["runs"][0];
+    assert!(r.get("ttfo_ms").is_none(), "{r}");
+    assert_eq!(
+        (r["reasoning_tokens"].as_u64(), r["answer_tokens"].as_u64()),
+        (Some(4), Some(0))
+    );
+    assert!(r["ttfo_note"].as_str().unwrap().contains("did not end"));
+    assert_eq!(cut["ttfo_missing_runs"], 1);
+}

@@ -218,6 +218,11 @@ fn prompt_comparison(pa: &PromptRuns, pb: &PromptRuns) -> PromptComparison {
     }
     let metrics = [
         ("ttft_ms", metric(&a, &b, |m| Some(m.ttft_ms))),
+        // Reasoning models only (absent when either side has no TTFO).
+        (
+            "ttfo_ms",
+            metric(&a, &b, |m| m.reasoning.and_then(|r| r.ttfo_ms)),
+        ),
         ("itl_mean_ms", metric(&a, &b, |m| m.itl_mean_ms)),
         ("tps", metric(&a, &b, |m| m.tps)),
         ("e2e_latency_ms", metric(&a, &b, |m| Some(m.e2e_latency_ms))),

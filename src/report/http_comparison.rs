@@ -44,6 +44,7 @@ pub fn render(c: &HttpComparison) -> String {
     let _ = writeln!(out, "{rule}");
     let rows = [
         ("ttft_ms", "TTFT ms", 2),
+        ("ttfo_ms", "TTFO ms", 2),
         ("itl_mean_ms", "ITL ms", 3),
         ("tps", "TPS tok/s", 1),
         ("e2e_latency_ms", "E2E ms", 1),

@@ -21,7 +21,11 @@ use crate::engine::{
 };
 use crate::measure::{LoadClock, LoadTime, LoadTimed, Phase, Recorder};
 use crate::prompts::PromptSpec;
-use crate::template::reasoning::{self, DeliverySorter, Phase as ThinkPhase, ThinkMarkers};
+use crate::template::reasoning::{DeliverySorter, Phase as ThinkPhase, ThinkMarkers};
+
+mod helpers;
+
+use helpers::one_line;
 
 /// The Python side of the engine, compiled into the binary: the driver, and the helpers it imports
 /// (loaded first, so that its `import` finds them).
@@ -148,20 +152,6 @@ fn describe(py: Python<'_>, err: &PyErr, verbose: bool) -> String {
     }
 }
 
-/// A multi-line exception message (pydantic's validation errors) as one line of bounded length.
-fn one_line(msg: &str) -> String {
-    const MAX_CHARS: usize = 400;
-    let msg = msg
-        .split("For further information visit")
-        .next()
-        .unwrap_or_default();
-    let flat = msg.split_whitespace().collect::<Vec<_>>().join(" ");
-    match flat.char_indices().nth(MAX_CHARS) {
-        Some((cut, _)) => format!("{}…", &flat[..cut]),
-        None => flat,
-    }
-}
-
 /// Python's `json` round trip: serde values in, Python objects out, and back.
 fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
     py.import("json")?
@@ -267,36 +257,6 @@ impl VllmEngine {
         Ok(engine)
     }
 
-    /// Finds the think markers named by `template` in the tokenizer's vocabulary (and, for a
-    /// reasoning model, its whitespace-only tokens).
-    fn find_markers(
-        &mut self,
-        template: Option<&str>,
-        wrap: fn(String) -> EngineError,
-    ) -> Result<(), EngineError> {
-        let failed = std::cell::RefCell::new(None);
-        let markers = reasoning::find_markers(
-            |text| {
-                self.call(wrap, |d| d.call_method1("single_token", (text,))?.extract())
-                    .unwrap_or_else(|e| {
-                        *failed.borrow_mut() = Some(e);
-                        None
-                    })
-            },
-            template,
-        );
-        if let Some(e) = failed.into_inner() {
-            return Err(e);
-        }
-        if markers.is_some() && self.whitespace.is_empty() {
-            let ids: Vec<i64> =
-                self.call(wrap, |d| d.call_method0("whitespace_token_ids")?.extract())?;
-            self.whitespace = Arc::from(ids);
-        }
-        self.markers = markers;
-        Ok(())
-    }
-
     /// The Python driver object (the load driver wraps it).
     pub(crate) fn driver(&self) -> &Py<PyAny> {
         &self.driver
@@ -305,14 +265,6 @@ impl VllmEngine {
     /// The Python environment this engine runs in.
     pub fn python_env(&self) -> &PythonEnv {
         &self.env
-    }
-
-    /// The token ids the engine evaluates for `text` (the tokenizer's special tokens added, as
-    /// `generate` sends them).
-    pub fn prompt_token_ids(&self, text: &str) -> Result<Vec<i64>, EngineError> {
-        self.call(EngineError::Prompt, |d| {
-            d.call_method1("token_ids", (text,))?.extract()
-        })
     }
 
     fn version(&self, package: &str) -> Option<&str> {
@@ -561,21 +513,5 @@ impl Drop for VllmEngine {
         Python::attach(|py| {
             let _ = self.driver.bind(py).call_method0("close");
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::one_line;
-
-    #[test]
-    fn exception_messages_become_one_bounded_line() {
-        let pydantic = "1 validation error for ModelConfig\nquantization\n  Value error, Unknown quantization method: bogus. [type=value_error]\n    For further information visit https://errors.example/v2/value_error";
-        assert_eq!(
-            one_line(pydantic),
-            "1 validation error for ModelConfig quantization Value error, Unknown quantization method: bogus. [type=value_error]"
-        );
-        let long = "x ".repeat(1000);
-        assert_eq!(one_line(&long).chars().count(), 401);
     }
 }
