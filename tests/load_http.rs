@@ -25,6 +25,7 @@ fn llama_server_with_slots(slots: u32, ctx: u32) -> ServerProcess {
         ubatch_size: 512,
         flash_attn: FlashAttn::Auto,
         swa_full: false,
+        split: Default::default(),
         verbose: false,
     };
     let mut launch = ServerSettings::matching(&settings, llama_server()).launch();

@@ -155,6 +155,8 @@ mod tests {
             itl_ms: vec![gap; 4],
             finish: Some("length".into()),
             error: None,
+            output_digest: None,
+            output_prefix_digest: None,
         }
     }
 
@@ -190,6 +192,7 @@ mod tests {
             n_gpu_layers: 0,
             flash_attn: crate::engine::llamacpp::FlashAttn::Auto,
             swa_full: false,
+            split: Default::default(),
             verbose: false,
         };
         let l = llama_server_launch(&s, "/nonexistent/llama-server".into(), 4, 300, false);
