@@ -2,7 +2,7 @@
 //! SmolLM2 model's layers from the in-process engine (the same greedy text and token counts as a
 //! local run, every device and layer recorded), a worker that is not there gets a clear error, and
 //! a worker killed mid-run ends the command with a clear error that names the journal of the runs
-//! that finished.
+//! that finished; a tensor split places the layers by share.
 
 mod common;
 
@@ -182,6 +182,103 @@ fn two_workers_take_the_layers_and_decode_the_same_greedy_text_as_a_local_run() 
     // Local run: nothing offloaded, no RPC device.
     let o = &local["results"]["llamacpp"]["details"]["offload"];
     assert_eq!(o["layers_offloaded"], 0, "{o}");
+}
+
+/// Layers per device name in a results file's offload report.
+fn layers_per_device(j: &Value) -> Vec<(String, u64)> {
+    j["results"]["llamacpp"]["details"]["offload"]["devices"]
+        .as_array()
+        .expect("per-device report")
+        .iter()
+        .map(|d| {
+            (
+                d["name"].as_str().unwrap().to_string(),
+                d["n_layers"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_tensor_split_places_the_layers_by_share_and_decodes_the_same_text() {
+    let model = model();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (Worker::start(), Worker::start());
+    let rpc = format!("{},{}", a.endpoint, b.endpoint);
+    let run_split = |name: &str, ts: &str| {
+        let (out, j) = run_to(
+            &dir.path().join(name),
+            &args(
+                &model,
+                &["--n-gpu-layers", "99", "--rpc", &rpc, "--tensor-split", ts],
+            ),
+        );
+        assert!(out.status.success(), "{}", show(&out));
+        j
+    };
+    let even = run_split("even.json", "1/1");
+    let skewed = run_split("skewed.json", "3/1");
+
+    let per = |j: &Value| {
+        layers_per_device(j)
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect::<Vec<_>>()
+    };
+    let (even_layers, skewed_layers) = (per(&even), per(&skewed));
+    assert_eq!(even_layers.iter().sum::<u64>(), 31, "{even_layers:?}");
+    assert_eq!(skewed_layers.iter().sum::<u64>(), 31, "{skewed_layers:?}");
+    assert_eq!(
+        layers_per_device(&skewed)
+            .iter()
+            .map(|(d, _)| d.as_str())
+            .collect::<Vec<_>>(),
+        ["CPU", "RPC0", "RPC1"]
+    );
+    assert!(
+        skewed_layers[1] >= 2 * skewed_layers[2],
+        "3/1 puts about three times as many layers on RPC0: {skewed_layers:?}"
+    );
+    assert!(
+        even_layers[1].abs_diff(even_layers[2]) <= 1,
+        "1/1 halves the layers: {even_layers:?}"
+    );
+    let e = &skewed["results"]["llamacpp"];
+    assert_eq!(e["settings"]["tensor_split"], "3/1");
+    assert_eq!(
+        even["results"]["llamacpp"]["settings"]["tensor_split"],
+        "1/1"
+    );
+    let ((even_text, even_tokens), (skewed_text, skewed_tokens)) = (sample(&even), sample(&skewed));
+    assert_eq!(even_tokens, vec![12, 12]);
+    assert_eq!(skewed_tokens, vec![12, 12]);
+    assert_eq!(even_text, skewed_text, "the same greedy text");
+}
+
+#[test]
+fn a_tensor_split_that_does_not_fit_the_devices_gets_one_clear_error() {
+    let model = model();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (Worker::start(), Worker::start());
+    let rpc = format!("{},{}", a.endpoint, b.endpoint);
+    let (out, j) = run_to(
+        &dir.path().join("r.json"),
+        &args(
+            &model,
+            &[
+                "--n-gpu-layers",
+                "99",
+                "--rpc",
+                &rpc,
+                "--tensor-split",
+                "3/1/1",
+            ],
+        ),
+    );
+    assert_clean_error(&out, "3 shares for 2 devices");
+    assert!(j.is_null(), "nothing measured, nothing written");
+    let out = run(&args(&model, &["--tensor-split", "3/1"]));
+    assert_clean_error(&out, "no device to split over");
 }
 
 #[test]

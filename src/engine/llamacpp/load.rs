@@ -13,8 +13,8 @@ use llama_cpp_2::model::LlamaModel;
 use serde_json::{json, Map, Value};
 
 use super::{
-    load_report, rpc, FlashAttn, LlamaCppEngine, LlamaCppSettings, LoadReport, Loaded, SplitMode,
-    RPC_PROTOCOL, SAMPLER_CHAIN,
+    load_report, rpc, tensor_split, FlashAttn, LlamaCppEngine, LlamaCppSettings, LoadReport,
+    Loaded, SplitMode, RPC_PROTOCOL, SAMPLER_CHAIN,
 };
 use crate::engine::EngineError;
 use crate::gguf::{self, GgufError, GgufSummary};
@@ -87,32 +87,60 @@ pub(super) fn context_params(s: &LlamaCppSettings) -> LlamaContextParams {
         .with_no_perf(false)
 }
 
-/// The model's parameters: GPU layers, split mode and devices (RPC workers registered first).
-fn model_params(s: &LlamaCppSettings) -> Result<LlamaModelParams, EngineError> {
-    rpc::register(&s.split.rpc)?;
-    let ngl = u32::try_from(s.n_gpu_layers).unwrap_or(u32::MAX);
-    let mode = match s.split.split_mode {
+fn split_mode(s: &LlamaCppSettings) -> LlamaSplitMode {
+    match s.split.split_mode {
         SplitMode::None => LlamaSplitMode::None,
         SplitMode::Layer => LlamaSplitMode::Layer,
         SplitMode::Row => LlamaSplitMode::Row,
         SplitMode::Tensor => LlamaSplitMode::Tensor,
-    };
-    let params = LlamaModelParams::default()
-        .with_n_gpu_layers(ngl)
-        .with_split_mode(mode);
-    if !s.split.tensor_split.is_empty() {
-        return Err(EngineError::Load(format!(
-            "--tensor-split {}: llama-cpp-2 0.1.160 has no way to pass a tensor split to llama.cpp, so the in-process engine cannot honour it; leave it out (llama.cpp then splits in proportion to each device's free memory) or pick devices with --device",
-            s.split.tensor_split_label()
-        )));
     }
+}
+
+/// `--device` as ggml device indices: `None` for llama.cpp's choice (`auto`).
+fn device_indices(s: &LlamaCppSettings) -> Result<Option<Vec<usize>>, EngineError> {
     if s.split.devices.is_empty() {
-        return Ok(params);
+        return Ok(None);
     }
-    let indices = rpc::device_indices(&s.split.devices)?;
-    params
-        .with_devices(&indices)
-        .map_err(|e| EngineError::Load(format!("--device {}: {e}", s.split.devices_label())))
+    rpc::device_indices(&s.split.devices).map(Some)
+}
+
+/// Loads the model with its GPU layers, split mode, devices and tensor split (RPC workers
+/// registered first), and returns llama.cpp's load log with it.
+fn load_model(
+    backend: &LlamaBackend,
+    s: &LlamaCppSettings,
+) -> Result<(LlamaModel, Vec<String>), EngineError> {
+    rpc::register(&s.split.rpc)?;
+    let devices = device_indices(s)?;
+    let (model, log) = if s.split.tensor_split.is_empty() {
+        let mut params = LlamaModelParams::default()
+            .with_n_gpu_layers(u32::try_from(s.n_gpu_layers).unwrap_or(u32::MAX))
+            .with_split_mode(split_mode(s));
+        if let Some(indices) = &devices {
+            params = params.with_devices(indices).map_err(|e| {
+                EngineError::Load(format!("--device {}: {e}", s.split.devices_label()))
+            })?;
+        }
+        load_report::capture(|| LlamaModel::load_from_file(backend, &s.model, &params))
+    } else {
+        let label = s.split.tensor_split_label();
+        let split = tensor_split::SplitLoad {
+            n_gpu_layers: s.n_gpu_layers,
+            split_mode: s.split.split_mode,
+            devices: devices.as_deref(),
+            shares: &s.split.tensor_split,
+            label: &label,
+        };
+        split.check()?;
+        load_report::capture(|| split.load(&s.model))
+    };
+    let model = model.map_err(|e| {
+        EngineError::Load(format!(
+            "llama.cpp could not load {} ({e}): the file may be truncated or corrupt; download it again",
+            s.model.display()
+        ))
+    })?;
+    Ok((model, log))
 }
 
 /// Whether ggml knows a device to offload to (a GPU, or an RPC worker's device): llama.cpp says
@@ -134,15 +162,7 @@ impl LlamaCppEngine {
     pub fn load(settings: LlamaCppSettings) -> Result<Self, EngineError> {
         check_gguf_file(&settings.model)?;
         let backend = backend(settings.verbose)?;
-        let params = model_params(&settings)?;
-        let (model, mut log) =
-            load_report::capture(|| LlamaModel::load_from_file(backend, &settings.model, &params));
-        let model = model.map_err(|e| {
-            EngineError::Load(format!(
-                "llama.cpp could not load {} ({e}): the file may be truncated or corrupt; download it again",
-                settings.model.display()
-            ))
-        })?;
+        let (model, mut log) = load_model(backend, &settings)?;
         let mut details = model_details(&model);
         details.insert("sampler_chain".into(), json!(SAMPLER_CHAIN));
         if !settings.split.rpc.is_empty() {

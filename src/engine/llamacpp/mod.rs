@@ -11,6 +11,7 @@ mod load_report;
 pub mod model_desc;
 mod rpc;
 mod settings;
+mod tensor_split;
 
 pub use batch::LlamaCppBatch;
 pub use load::{check_gguf_file, system_info};
