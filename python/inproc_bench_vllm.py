@@ -158,6 +158,7 @@ class Driver:
         except DriverError:
             raise
         except Exception as e:
+            _shutdown_ray()
             raise DriverError(f"vLLM engine start failed for {model}: {type(e).__name__}: {e}") from e
 
         self.tokenizer = self.engine.get_tokenizer()
@@ -443,6 +444,19 @@ class Driver:
                     torch.cuda.empty_cache()
             except Exception:
                 pass
+        _shutdown_ray()
+
+
+def _shutdown_ray() -> None:
+    """Stops the Ray instance the ray executor started or joined in this process, if any: left
+    running, Ray's own threads crash the process while the interpreter shuts down (exit 139 after
+    a failed start)."""
+    ray = sys.modules.get("ray")
+    try:
+        if ray is not None and ray.is_initialized():
+            ray.shutdown()
+    except Exception:
+        pass
 
 
 if __name__ == "__main__":
