@@ -19,7 +19,7 @@ use crate::load::http::{run_level, stream_limit, HttpLevelRun};
 use crate::load::shape::{Bound, Level, LoadShape};
 use crate::load::workload::Workload;
 use crate::load::{bound_label, LoadPlan};
-use crate::measure::load::summarize;
+use crate::measure::load::{summarize, RequestSample};
 use crate::measure::{StopFlag, Summary};
 use crate::plan::{EnginePlan, Plan};
 use crate::progress::Progress;
@@ -38,6 +38,28 @@ const FAILURES_SHOWN: usize = 20;
 /// Whether the load flags go to a server: `--engine http` or `--backend`, without `--compare-http`.
 pub fn applies(a: &RunArgs) -> bool {
     !a.compare_http && (a.engine == EngineArg::Http || a.backend.is_some())
+}
+
+/// One line per failed request of level `key` (the first [`FAILURES_SHOWN`]), then a count.
+pub fn report_failures(progress: &Progress, key: &str, samples: &[RequestSample]) {
+    let failed: Vec<_> = samples
+        .iter()
+        .filter_map(|s| s.error.as_ref().map(|e| (s.index, e)))
+        .collect();
+    for (i, e) in failed.iter().take(FAILURES_SHOWN) {
+        progress.println(&format!("{key}: request {i} failed: {e}"));
+    }
+    if failed.len() > FAILURES_SHOWN {
+        progress.println(&format!(
+            "{key}: {} more requests failed (see the results file)",
+            failed.len() - FAILURES_SHOWN
+        ));
+    }
+}
+
+/// What ended a run whose server could not be reached any more.
+pub fn unreachable(cause: &str) -> String {
+    format!("the server became unreachable ({cause})")
 }
 
 /// The HTTP figures of one level: the client's lag and the server's own timings per request.
@@ -159,22 +181,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             if let (true, Some(r)) = (summary.saturated, rate) {
                 saturated_at = Some(saturated_at.map_or(r, |a| a.min(r)));
             }
-            let failed: Vec<_> = run
-                .run
-                .samples
-                .iter()
-                .filter_map(|s| s.error.as_ref().map(|e| (s.index, e)))
-                .collect();
-            for (i, e) in failed.iter().take(FAILURES_SHOWN) {
-                progress.println(&format!("{}@{label}: request {i} failed: {e}", info.key));
-            }
-            if failed.len() > FAILURES_SHOWN {
-                progress.println(&format!(
-                    "{}@{label}: {} more requests failed (see the results file)",
-                    info.key,
-                    failed.len() - FAILURES_SHOWN
-                ));
-            }
+            report_failures(
+                &progress,
+                &format!("{}@{label}", info.key),
+                &run.run.samples,
+            );
             let http = http_level(&run);
             if let Some(w) = &http.lag_warning {
                 progress.println(&format!("warning: {}@{label}: {w}", info.key));
@@ -219,8 +230,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 },
             );
             interrupted |= run.run.interrupted;
-            if run.run.engine_error.is_some() {
-                engine_error = run.run.engine_error;
+            if let Some(e) = run.run.engine_error {
+                engine_error = Some(unreachable(&e));
                 break;
             }
         }
@@ -364,7 +375,7 @@ pub fn write_results(args: &RunArgs, lp: &LoadPlan, f: Finished) -> anyhow::Resu
     }
     if let Some(e) = engine_error {
         bail!(
-            "the load run stopped early: the server became unreachable ({e}); what finished is in {}",
+            "the load run stopped early: {e}; what finished is in {}",
             output.display()
         );
     }
