@@ -4,14 +4,12 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::load_fixture::{level, outputs};
-use common::{llama_server, model, run_to, s, show, tiny_llama, vllm_env};
+use common::{llama_server, model, run_to, s, show};
 use inproc_bench::compare_http::llama_server::ServerSettings;
 use inproc_bench::engine::llamacpp::{FlashAttn, LlamaCppSettings};
 use inproc_bench::measure::StopFlag;
-use inproc_bench::server::{Launch, ServerProcess, PORT};
+use inproc_bench::server::ServerProcess;
 
 /// llama-server with `slots` parallel slots (the in-process settings otherwise).
 fn llama_server_with_slots(slots: u32, ctx: u32) -> ServerProcess {
@@ -73,45 +71,7 @@ fn llama_server_slots_count_every_token_of_every_request() {
 
 #[test]
 fn vllm_serve_counts_every_token_of_every_request() {
-    let (m, env) = (tiny_llama(), vllm_env());
-    let launch = Launch {
-        name: "vllm serve",
-        program: env.join("bin/python"),
-        args: [
-            "-m",
-            "vllm.entrypoints.openai.api_server",
-            "--model",
-            s(&m),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            PORT,
-            "--max-model-len",
-            "512",
-            "--enforce-eager",
-            "--kv-cache-memory-bytes",
-            "268435456",
-            "--no-enable-prefix-caching",
-            "--disable-uvicorn-access-log",
-            "--disable-log-stats",
-        ]
-        .map(String::from)
-        .to_vec(),
-        env: [
-            ("VLLM_TARGET_DEVICE", "cpu"),
-            ("OMP_NUM_THREADS", "2"),
-            ("VLLM_NO_USAGE_STATS", "1"),
-            ("HF_HUB_OFFLINE", "1"),
-            ("VLLM_LOGGING_LEVEL", "WARNING"),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .to_vec(),
-        port: None,
-        verbose: false,
-        ready_timeout: Duration::from_secs(600),
-        build: None,
-        fix: "run python/setup-vllm-env.sh",
-    };
+    let launch = common::vllm_serve_launch();
     let server = ServerProcess::launch(&launch, &StopFlag::new()).unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");

@@ -1,8 +1,9 @@
 //! `inproc-bench run --compare-http` with `--concurrency` or `--request-rate`: every load level
 //! in-process and against the same engine served over HTTP (llama-server started per level with a
 //! parallel slot per stream, or one `vllm serve` with the in-process engine arguments), the same
-//! arrivals and token ids on both sides, and the per-level difference of each metric. Whatever ends
-//! the run early (Ctrl-C, a server that does not start or dies) the finished levels are written.
+//! arrivals and token ids on both sides (a prompt set tokenized in-process), and the per-level
+//! difference of each metric. Whatever ends the run early (Ctrl-C, a server that does not start
+//! or dies) the finished levels are written.
 
 use std::process::ExitCode;
 
@@ -12,7 +13,9 @@ use indexmap::IndexMap;
 use serde_json::json;
 
 use super::load::load_options;
-use super::load_http::{http_level, output_path, report_failures, write_results, Finished};
+use super::load_http::{
+    describe, http_level, output_path, report_failures, write_results, Finished, SYNTHETIC_IDS,
+};
 use super::run::run_options;
 use crate::cli::RunArgs;
 use crate::compare_http::load::{differences, llama_server_launch};
@@ -21,7 +24,6 @@ use crate::engine::http::{Api, Flavor, HttpEngine, HttpSettings};
 use crate::engine::{Engine, EngineInfo, Sampling};
 use crate::load::runner::{self, LevelRun};
 use crate::load::shape::{Bound, Level, LoadShape};
-use crate::load::workload::Workload;
 use crate::load::{bound_label, load_engine, target, LoadPlan, Target};
 use crate::measure::load::summarize;
 use crate::measure::{self, StopFlag};
@@ -30,6 +32,9 @@ use crate::progress::Progress;
 use crate::results::load::LevelResult;
 use crate::results::load_http::{HttpLevel, LevelComparison};
 use crate::server::{Launch, ServerProcess};
+
+/// How a prompt set's token ids are made under `--compare-http`.
+const INPROCESS_IDS: &str = "the in-process engine's template and tokenizer, sent to both sides";
 
 /// One level's results entry.
 fn entry(
@@ -158,9 +163,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let mut options = run_options(args);
     options.compare_http = false;
     let plan = Plan::from_args(&options)?;
-    let Some(synthetic) = lp.synthetic else {
-        bail!("--compare-http with --concurrency/--request-rate sends token ids to both sides: add --input-tokens N (and --output-tokens N)");
-    };
     let target = target(&options, &plan, &lp)?;
     if matches!(target, Target::Mock(_)) {
         bail!("--compare-http: the mock engine has no server; use --engine llamacpp or vllm");
@@ -177,7 +179,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let sampling = &plan.suite.sampling;
     progress.status("loading the engine");
     let mut engine = load_engine(&target, lp.streams())?;
-    let workload = Workload::synthetic(synthetic, engine.vocab_size(), lp.seed);
+    // A prompt set goes through the in-process engine's template and tokenizer: both sides get
+    // the very same ids.
+    let workload = crate::load::workload(engine.as_mut(), &lp, &plan)?;
+    let prompt_ids = if lp.synthetic.is_some() {
+        SYNTHETIC_IDS
+    } else {
+        INPROCESS_IDS
+    };
     let need = workload.max_need();
     if need > engine.tokens_per_stream() {
         bail!(
@@ -274,6 +283,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         let http_info = http.info();
         let extra = [
             ("streams_in_flight_max", json!(streams)),
+            ("prompt_ids", json!(prompt_ids)),
             ("endpoint", json!("/v1/completions")),
             ("prompt", json!("token ids")),
             (
@@ -305,7 +315,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         if let Some(a) = in_run {
             report_failures(&progress, &in_key, &a.samples);
             t.levels
-                .insert(in_key, entry(&info, shape, a, &extra[..1], lp.slo, None));
+                .insert(in_key, entry(&info, shape, a, &extra[..2], lp.slo, None));
         }
         if let Some(b) = http_run {
             report_failures(&progress, &http_key, &b.run.samples);
@@ -327,7 +337,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         args,
         &lp,
         Finished {
-            workload: workload.describe(),
+            workload: describe(&workload, prompt_ids),
             levels: t.levels,
             comparison: t.comparison,
             started,

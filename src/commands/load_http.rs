@@ -1,6 +1,7 @@
 //! `inproc-bench run --engine http --url …` (or `--backend vllm|llamacpp|both`) with `--concurrency`
 //! or `--request-rate`: the in-process load levels over HTTP, the same seeded arrivals and the same
-//! token-id requests, written as a load results file (docs/load.md).
+//! token-id requests (a prompt set tokenized by the server once), written as a load results file
+//! (docs/load.md).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,9 +14,10 @@ use serde_json::json;
 use super::load::load_options;
 use super::run::run_options;
 use crate::cli::{EngineArg, RunArgs};
+use crate::engine::http::tokenize;
 use crate::engine::http::HttpEngine;
 use crate::engine::Engine;
-use crate::load::http::{run_level, stream_limit, HttpLevelRun};
+use crate::load::http::{prompt_workload, run_level, stream_limit, HttpLevelRun};
 use crate::load::shape::{Bound, Level, LoadShape};
 use crate::load::workload::Workload;
 use crate::load::{bound_label, LoadPlan};
@@ -38,6 +40,17 @@ const FAILURES_SHOWN: usize = 20;
 /// Whether the load flags go to a server: `--engine http` or `--backend`, without `--compare-http`.
 pub fn applies(a: &RunArgs) -> bool {
     !a.compare_http && (a.engine == EngineArg::Http || a.backend.is_some())
+}
+
+/// How synthetic requests' token ids are made.
+pub const SYNTHETIC_IDS: &str = "seeded random ids";
+
+/// The workload's description, with how its token ids were made when they came from prompts.
+pub fn describe(workload: &Workload, prompt_ids: &str) -> String {
+    match workload {
+        Workload::Prompts(_) => format!("{} (token ids: {prompt_ids})", workload.describe()),
+        Workload::Synthetic { .. } => workload.describe(),
+    }
 }
 
 /// One line per failed request of level `key` (the first [`FAILURES_SHOWN`]), then a count.
@@ -119,9 +132,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let EnginePlan::Http(targets) = &plan.engine else {
         bail!("--concurrency/--request-rate over HTTP: pass --engine http --url URL or --backend vllm|llamacpp|both");
     };
-    let Some(synthetic) = lp.synthetic else {
-        bail!("--concurrency/--request-rate over HTTP sends token ids, so that every engine sees the same input: add --input-tokens N (and --output-tokens N)");
-    };
     let started = Local::now();
     let output = output_path(args, &started)?;
     let stop = StopFlag::new();
@@ -139,8 +149,21 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
         progress.status(&format!("connecting to {}", target.url));
         let engine = crate::measure::time_load(|_| HttpEngine::connect(target.clone()))?;
-        let workload = Workload::synthetic(synthetic, engine.vocab_size()?, lp.seed);
-        workload_text = workload.describe();
+        let (workload, prompt_ids) = match lp.synthetic {
+            Some(s) => (
+                Workload::synthetic(s, engine.vocab_size()?, lp.seed),
+                SYNTHETIC_IDS,
+            ),
+            None => {
+                progress.status(&format!("{}: tokenizing the prompts", target.key));
+                let mode = &plan.suite.mode;
+                (
+                    prompt_workload(&engine, &plan.prompts, mode)?,
+                    tokenize::method(engine.flavor(), mode),
+                )
+            }
+        };
+        workload_text = describe(&workload, prompt_ids);
         let info = engine.info();
         if args.warmup > 0 && !stop.is_raised() {
             progress.status(&format!("{}: warm-up, {} requests", info.key, args.warmup));
@@ -193,6 +216,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             let mut settings = info.settings.clone();
             settings.insert("endpoint".into(), json!("/v1/completions"));
             settings.insert("prompt".into(), json!("token ids"));
+            settings.insert("prompt_ids".into(), json!(prompt_ids));
             let limit = stream_limit(shape);
             settings.insert(
                 "streams_in_flight_max".into(),
@@ -316,8 +340,12 @@ pub fn write_results(args: &RunArgs, lp: &LoadPlan, f: Finished) -> anyhow::Resu
             config: RunConfig {
                 warmup_runs: args.warmup,
                 measurement_runs: 1,
-                prompt: None,
-                prompt_file: None,
+                prompt: lp.synthetic.is_none().then(|| args.prompt.clone()),
+                prompt_file: lp
+                    .synthetic
+                    .is_none()
+                    .then(|| args.prompt_file.as_ref().map(|p| p.display().to_string()))
+                    .flatten(),
                 prompt_mode: Some("token ids".into()),
                 chat_template: None,
                 max_tokens: args.max_tokens,
