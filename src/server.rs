@@ -63,7 +63,7 @@ pub enum ServerError {
         log: String,
     },
     /// The user pressed Ctrl-C while the server was loading.
-    #[error("interrupted while {0} was loading")]
+    #[error("interrupted while {0} was starting")]
     Interrupted(&'static str),
 }
 
@@ -193,7 +193,11 @@ fn health(port: u16) -> Option<u16> {
 impl ServerProcess {
     /// Starts a server and waits until `/health` answers 200. An automatically chosen port that
     /// another process takes in the meantime is replaced by a new one (three tries).
+    /// Nothing starts when `stop` is already raised (Ctrl-C came first).
     pub fn launch(settings: &Launch, stop: &StopFlag) -> Result<Self, ServerError> {
+        if stop.is_raised() {
+            return Err(ServerError::Interrupted(settings.name));
+        }
         if let Some(port) = settings.port {
             if !port_is_free(port) {
                 return Err(ServerError::PortTaken(port));
@@ -211,6 +215,9 @@ impl ServerProcess {
     }
 
     fn start_on(settings: &Launch, port: u16, stop: &StopFlag) -> Result<Self, ServerError> {
+        if stop.is_raised() {
+            return Err(ServerError::Interrupted(settings.name));
+        }
         let args: Vec<String> = settings
             .args
             .iter()
@@ -419,5 +426,28 @@ mod tests {
         );
         assert_eq!(listening_port("listening on http://127.0.0.1:0"), None);
         assert_eq!(listening_port("listening on http://0.0.0.0:8080"), None);
+    }
+
+    #[test]
+    fn nothing_starts_once_the_stop_flag_is_raised() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("started");
+        let launch = Launch {
+            name: "llama-server",
+            program: PathBuf::from("/bin/sh"),
+            args: vec!["-c".into(), format!("touch {}", marker.display())],
+            env: Vec::new(),
+            port: None,
+            verbose: false,
+            ready_timeout: Duration::from_secs(5),
+            build: None,
+            fix: "none",
+        };
+        let stop = StopFlag::new();
+        stop.raise();
+        let e = ServerProcess::launch(&launch, &stop).unwrap_err();
+        assert!(matches!(e, ServerError::Interrupted("llama-server")), "{e}");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!marker.exists(), "the program ran");
     }
 }

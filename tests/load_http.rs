@@ -1,18 +1,15 @@
 //! Load over HTTP against real servers: exact per-request token counts at concurrency > 1 on
-//! llama-server (parallel slots) and `vllm serve`; `--compare-http` at every level, and Ctrl-C in a
-//! compared level, leaving no server behind.
+//! llama-server (parallel slots) and `vllm serve`; `--compare-http` at every level, leaving no
+//! server behind (its faults and Ctrl-C: tests/load_http_ctrl_c.rs).
 
 mod common;
 
-use std::thread;
-use std::time::Duration;
-
 use common::load_fixture::{level, outputs};
-use common::{llama_server, model, run_to, s, show, tiny_llama, vllm_env};
+use common::{llama_server, model, run_to, s, show};
 use inproc_bench::compare_http::llama_server::ServerSettings;
 use inproc_bench::engine::llamacpp::{FlashAttn, LlamaCppSettings};
 use inproc_bench::measure::StopFlag;
-use inproc_bench::server::{Launch, ServerProcess, PORT};
+use inproc_bench::server::ServerProcess;
 
 /// llama-server with `slots` parallel slots (the in-process settings otherwise).
 fn llama_server_with_slots(slots: u32, ctx: u32) -> ServerProcess {
@@ -74,45 +71,7 @@ fn llama_server_slots_count_every_token_of_every_request() {
 
 #[test]
 fn vllm_serve_counts_every_token_of_every_request() {
-    let (m, env) = (tiny_llama(), vllm_env());
-    let launch = Launch {
-        name: "vllm serve",
-        program: env.join("bin/python"),
-        args: [
-            "-m",
-            "vllm.entrypoints.openai.api_server",
-            "--model",
-            s(&m),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            PORT,
-            "--max-model-len",
-            "512",
-            "--enforce-eager",
-            "--kv-cache-memory-bytes",
-            "268435456",
-            "--no-enable-prefix-caching",
-            "--disable-uvicorn-access-log",
-            "--disable-log-stats",
-        ]
-        .map(String::from)
-        .to_vec(),
-        env: [
-            ("VLLM_TARGET_DEVICE", "cpu"),
-            ("OMP_NUM_THREADS", "2"),
-            ("VLLM_NO_USAGE_STATS", "1"),
-            ("HF_HUB_OFFLINE", "1"),
-            ("VLLM_LOGGING_LEVEL", "WARNING"),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .to_vec(),
-        port: None,
-        verbose: false,
-        ready_timeout: Duration::from_secs(600),
-        build: None,
-        fix: "run python/setup-vllm-env.sh",
-    };
+    let launch = common::vllm_serve_launch();
     let server = ServerProcess::launch(&launch, &StopFlag::new()).unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
@@ -221,63 +180,4 @@ fn compare_http_runs_every_level_on_both_sides_and_leaves_no_server() {
         "{metrics:?}"
     );
     assert!(String::from_utf8_lossy(&o.stdout).contains("IN-PROCESS vs HTTP under load"));
-}
-
-#[test]
-fn ctrl_c_in_a_compared_level_keeps_the_finished_requests_and_leaves_no_server() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r.json");
-    let (m, srv) = (model(), llama_server());
-    let mut child = common::Spawned::start(
-        &[
-            "--model",
-            s(&m),
-            "--ctx-size",
-            "1024",
-            "--threads",
-            "1",
-            "--compare-http",
-            "--concurrency",
-            "2",
-            "--requests",
-            "200",
-            "--input-tokens",
-            "8",
-            "--output-tokens",
-            "6",
-            "--warmup",
-            "0",
-            "--output",
-            s(&out),
-        ],
-        &[("INPROC_LLAMA_SERVER", s(&srv))],
-    );
-    let ready = child.wait_line("saying llama-server is ready", |l| {
-        l.starts_with("llama-server ready on")
-    });
-    let server: u32 = ready
-        .split("(pid ")
-        .nth(1)
-        .and_then(|x| x.split(')').next())
-        .and_then(|x| x.parse().ok())
-        .expect("a pid");
-    // Mid-level: some requests of the in-process side have finished.
-    thread::sleep(Duration::from_secs(3));
-    child.interrupt();
-    let status = child.wait_exit();
-    assert_eq!(status.code(), Some(130), "{}", child.seen);
-    common::assert_group_empties(server, "the compared llama-server");
-    let v = common::read_json(&out);
-    assert_eq!(v["complete"], false);
-    let l = level(&v, "llamacpp@concurrency=2");
-    let reqs = l["requests"].as_array().unwrap();
-    assert!(
-        reqs.iter()
-            .any(|r| r["error"].is_null() && r["output_tokens"] == 6),
-        "{l}"
-    );
-    assert!(
-        reqs.iter().any(|r| r["error"] == "interrupted") || reqs.len() < 200,
-        "{l}"
-    );
 }

@@ -1,6 +1,7 @@
 //! `inproc-bench run --engine http --url …` (or `--backend vllm|llamacpp|both`) with `--concurrency`
 //! or `--request-rate`: the in-process load levels over HTTP, the same seeded arrivals and the same
-//! token-id requests, written as a load results file (docs/load.md).
+//! token-id requests (a prompt set tokenized by the server once), written as a load results file
+//! (docs/load.md).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,13 +14,14 @@ use serde_json::json;
 use super::load::load_options;
 use super::run::run_options;
 use crate::cli::{EngineArg, RunArgs};
+use crate::engine::http::tokenize;
 use crate::engine::http::HttpEngine;
 use crate::engine::Engine;
-use crate::load::http::{run_level, stream_limit, HttpLevelRun};
+use crate::load::http::{prompt_workload, run_level, stream_limit, HttpLevelRun};
 use crate::load::shape::{Bound, Level, LoadShape};
 use crate::load::workload::Workload;
 use crate::load::{bound_label, LoadPlan};
-use crate::measure::load::summarize;
+use crate::measure::load::{summarize, RequestSample};
 use crate::measure::{StopFlag, Summary};
 use crate::plan::{EnginePlan, Plan};
 use crate::progress::Progress;
@@ -38,6 +40,39 @@ const FAILURES_SHOWN: usize = 20;
 /// Whether the load flags go to a server: `--engine http` or `--backend`, without `--compare-http`.
 pub fn applies(a: &RunArgs) -> bool {
     !a.compare_http && (a.engine == EngineArg::Http || a.backend.is_some())
+}
+
+/// How synthetic requests' token ids are made.
+pub const SYNTHETIC_IDS: &str = "seeded random ids";
+
+/// The workload's description, with how its token ids were made when they came from prompts.
+pub fn describe(workload: &Workload, prompt_ids: &str) -> String {
+    match workload {
+        Workload::Prompts(_) => format!("{} (token ids: {prompt_ids})", workload.describe()),
+        Workload::Synthetic { .. } => workload.describe(),
+    }
+}
+
+/// One line per failed request of level `key` (the first [`FAILURES_SHOWN`]), then a count.
+pub fn report_failures(progress: &Progress, key: &str, samples: &[RequestSample]) {
+    let failed: Vec<_> = samples
+        .iter()
+        .filter_map(|s| s.error.as_ref().map(|e| (s.index, e)))
+        .collect();
+    for (i, e) in failed.iter().take(FAILURES_SHOWN) {
+        progress.println(&format!("{key}: request {i} failed: {e}"));
+    }
+    if failed.len() > FAILURES_SHOWN {
+        progress.println(&format!(
+            "{key}: {} more requests failed (see the results file)",
+            failed.len() - FAILURES_SHOWN
+        ));
+    }
+}
+
+/// What ended a run whose server could not be reached any more.
+pub fn unreachable(cause: &str) -> String {
+    format!("the server became unreachable ({cause})")
 }
 
 /// The HTTP figures of one level: the client's lag and the server's own timings per request.
@@ -97,9 +132,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let EnginePlan::Http(targets) = &plan.engine else {
         bail!("--concurrency/--request-rate over HTTP: pass --engine http --url URL or --backend vllm|llamacpp|both");
     };
-    let Some(synthetic) = lp.synthetic else {
-        bail!("--concurrency/--request-rate over HTTP sends token ids, so that every engine sees the same input: add --input-tokens N (and --output-tokens N)");
-    };
     let started = Local::now();
     let output = output_path(args, &started)?;
     let stop = StopFlag::new();
@@ -117,8 +149,21 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
         progress.status(&format!("connecting to {}", target.url));
         let engine = crate::measure::time_load(|_| HttpEngine::connect(target.clone()))?;
-        let workload = Workload::synthetic(synthetic, engine.vocab_size()?, lp.seed);
-        workload_text = workload.describe();
+        let (workload, prompt_ids) = match lp.synthetic {
+            Some(s) => (
+                Workload::synthetic(s, engine.vocab_size()?, lp.seed),
+                SYNTHETIC_IDS,
+            ),
+            None => {
+                progress.status(&format!("{}: tokenizing the prompts", target.key));
+                let mode = &plan.suite.mode;
+                (
+                    prompt_workload(&engine, &plan.prompts, mode)?,
+                    tokenize::method(engine.flavor(), mode),
+                )
+            }
+        };
+        workload_text = describe(&workload, prompt_ids);
         let info = engine.info();
         if args.warmup > 0 && !stop.is_raised() {
             progress.status(&format!("{}: warm-up, {} requests", info.key, args.warmup));
@@ -159,22 +204,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             if let (true, Some(r)) = (summary.saturated, rate) {
                 saturated_at = Some(saturated_at.map_or(r, |a| a.min(r)));
             }
-            let failed: Vec<_> = run
-                .run
-                .samples
-                .iter()
-                .filter_map(|s| s.error.as_ref().map(|e| (s.index, e)))
-                .collect();
-            for (i, e) in failed.iter().take(FAILURES_SHOWN) {
-                progress.println(&format!("{}@{label}: request {i} failed: {e}", info.key));
-            }
-            if failed.len() > FAILURES_SHOWN {
-                progress.println(&format!(
-                    "{}@{label}: {} more requests failed (see the results file)",
-                    info.key,
-                    failed.len() - FAILURES_SHOWN
-                ));
-            }
+            report_failures(
+                &progress,
+                &format!("{}@{label}", info.key),
+                &run.run.samples,
+            );
             let http = http_level(&run);
             if let Some(w) = &http.lag_warning {
                 progress.println(&format!("warning: {}@{label}: {w}", info.key));
@@ -182,6 +216,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             let mut settings = info.settings.clone();
             settings.insert("endpoint".into(), json!("/v1/completions"));
             settings.insert("prompt".into(), json!("token ids"));
+            settings.insert("prompt_ids".into(), json!(prompt_ids));
             let limit = stream_limit(shape);
             settings.insert(
                 "streams_in_flight_max".into(),
@@ -219,8 +254,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 },
             );
             interrupted |= run.run.interrupted;
-            if run.run.engine_error.is_some() {
-                engine_error = run.run.engine_error;
+            if let Some(e) = run.run.engine_error {
+                engine_error = Some(unreachable(&e));
                 break;
             }
         }
@@ -305,8 +340,12 @@ pub fn write_results(args: &RunArgs, lp: &LoadPlan, f: Finished) -> anyhow::Resu
             config: RunConfig {
                 warmup_runs: args.warmup,
                 measurement_runs: 1,
-                prompt: None,
-                prompt_file: None,
+                prompt: lp.synthetic.is_none().then(|| args.prompt.clone()),
+                prompt_file: lp
+                    .synthetic
+                    .is_none()
+                    .then(|| args.prompt_file.as_ref().map(|p| p.display().to_string()))
+                    .flatten(),
                 prompt_mode: Some("token ids".into()),
                 chat_template: None,
                 max_tokens: args.max_tokens,
@@ -364,7 +403,7 @@ pub fn write_results(args: &RunArgs, lp: &LoadPlan, f: Finished) -> anyhow::Resu
     }
     if let Some(e) = engine_error {
         bail!(
-            "the load run stopped early: the server became unreachable ({e}); what finished is in {}",
+            "the load run stopped early: {e}; what finished is in {}",
             output.display()
         );
     }

@@ -1,5 +1,5 @@
 //! Load over HTTP: one level of the in-process load shapes (the same seeded arrivals, the same
-//! token-id requests) driven against an OpenAI-compatible server, every request a future on the
+//! token-id requests; a prompt set as the server's own token ids) driven against an OpenAI-compatible server, every request a future on the
 //! HTTP engine's one current-thread runtime (no thread per request). Each chunk's tokens are
 //! stamped by the level's [`LoadRecorder`] the moment the chunk is parsed.
 
@@ -12,12 +12,14 @@ use futures_util::StreamExt;
 
 use super::runner::LevelRun;
 use super::shape::{Bound, Level, LoadShape};
-use super::workload::Workload;
+use super::workload::{PromptTokens, Workload};
+use crate::engine::http::tokenize::TokenizeError;
 use crate::engine::http::HttpEngine;
 use crate::engine::streams::StreamRequest;
-use crate::engine::{Sampling, ServerTimings};
+use crate::engine::{PromptMode, Sampling, ServerTimings};
 use crate::measure::load::LoadRecorder;
 use crate::measure::StopFlag;
+use crate::prompts::PromptSpec;
 
 /// How often the level wakes when nothing happens, to see Ctrl-C.
 const TICK: Duration = Duration::from_millis(20);
@@ -40,6 +42,26 @@ pub struct HttpLevelRun {
 /// Requests in flight at most: the closed loop's N, else `--max-concurrency`, else unbounded.
 pub fn stream_limit(shape: &LoadShape) -> usize {
     shape.streams().map_or(usize::MAX, |s| s.max(1) as usize)
+}
+
+/// The prompt set as the token ids of `engine`'s server, each prompt templated (`mode`) and
+/// tokenized by the server once.
+pub fn prompt_workload(
+    engine: &HttpEngine,
+    prompts: &[PromptSpec],
+    mode: &PromptMode,
+) -> Result<Workload, TokenizeError> {
+    let list = prompts
+        .iter()
+        .map(|p| {
+            Ok(PromptTokens {
+                name: p.name.clone(),
+                ids: engine.prompt_ids(p, mode)?,
+                max_tokens: p.max_tokens,
+            })
+        })
+        .collect::<Result<Vec<_>, TokenizeError>>()?;
+    Ok(Workload::Prompts(list))
 }
 
 /// Runs one level of `shape` against `engine`'s server; `salt` keeps vLLM's cache salts unique

@@ -60,12 +60,12 @@ impl Fixture {
     }
 }
 
-/// Records `req`; for a completion request also its JSON body. Returns how many completion
-/// requests came before it.
+/// Records `req`; for a completion request (not a tokenizer request) also its JSON body. Returns
+/// how many completion requests came before it.
 fn record(req: &Request, requests: &Mutex<Vec<Request>>, bodies: &Mutex<Vec<Value>>) -> usize {
     let mut all = requests.lock().unwrap();
     all.push(req.clone());
-    if req.method != "POST" {
+    if req.method != "POST" || matches!(req.path.as_str(), "/apply-template" | "/tokenize") {
         return 0;
     }
     let mut b = bodies.lock().unwrap();
@@ -275,6 +275,11 @@ pub fn serve(
                         "200 OK",
                         json!({"object": "list", "data": [{"id": "fixture-model", "owned_by": owned_by}]}).to_string(),
                     ),
+                    ("POST", "/apply-template") | ("POST", "/tokenize") => {
+                        let (status, body) = tokenizer_reply(&req)
+                            .unwrap_or(("400 Bad Request", r#"{"error":"bad request"}"#.into()));
+                        Reply::Status(status, body)
+                    }
                     ("POST", "/v1/chat/completions") | ("POST", "/v1/completions") => {
                         log.lock().unwrap().push(owned_by);
                         script(n)
@@ -290,6 +295,47 @@ pub fn serve(
         requests,
         bodies,
     }
+}
+
+// ---- tokenizer endpoints: llama-server's /apply-template and /tokenize, vLLM's /tokenize
+
+/// The fixture's chat template around one user message.
+pub fn template(content: &str) -> String {
+    format!("<|user|> {content} <|end|> <|assistant|>")
+}
+
+/// The fixture's tokenizer: one id per whitespace-separated word (100 + its length in bytes),
+/// after a 1 when special tokens are added.
+pub fn fixture_ids(text: &str, add_special: bool) -> Vec<i64> {
+    let words = text.split_whitespace().map(|w| 100 + w.len() as i64);
+    (add_special.then_some(1))
+        .into_iter()
+        .chain(words)
+        .collect()
+}
+
+/// The answer of the tokenizer endpoints to `req` (status, JSON body), `None` for other paths.
+/// `/tokenize` takes llama-server's `content` (+ `add_special`, default false) and vLLM's `prompt`
+/// (+ `add_special_tokens`, default true) or `messages` (templated, no special tokens added).
+pub fn tokenizer_reply(req: &Request) -> Option<(&'static str, String)> {
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let message = || body["messages"][0]["content"].as_str().map(template);
+    let answer = match (req.method.as_str(), req.path.as_str()) {
+        ("POST", "/apply-template") => json!({"prompt": message()?}),
+        ("POST", "/tokenize") => {
+            let ids = if let Some(text) = message() {
+                fixture_ids(&text, false)
+            } else if let Some(c) = body["content"].as_str() {
+                fixture_ids(c, body["add_special"].as_bool().unwrap_or(false))
+            } else {
+                let p = body["prompt"].as_str()?;
+                fixture_ids(p, body["add_special_tokens"].as_bool().unwrap_or(true))
+            };
+            json!({"tokens": ids, "count": ids.len()})
+        }
+        _ => return None,
+    };
+    Some(("200 OK", answer.to_string()))
 }
 
 // ---- a server answering with a handler that writes raw bytes (faults, https)

@@ -1,5 +1,6 @@
-//! The loopback server of the load-over-HTTP tests: `/v1/models` with a vocabulary, completion
-//! requests handed to a handler with their arrival number; and readers of load results.
+//! The loopback server of the load-over-HTTP tests: `/v1/models` with a vocabulary, the tokenizer
+//! endpoints, completion requests handed to a handler with their arrival number; and readers of
+//! load results.
 #![allow(dead_code)]
 
 use std::io::Write;
@@ -10,7 +11,7 @@ use std::thread;
 
 use serde_json::{json, Value};
 
-use super::fixture_server::{chunk, end, read_request, respond};
+use super::fixture_server::{chunk, end, read_request, respond, tokenizer_reply};
 
 /// Vocabulary the fixture reports.
 pub const VOCAB: u32 = 32000;
@@ -20,16 +21,29 @@ pub const VOCAB: u32 = 32000;
 pub struct Mini {
     pub url: String,
     pub bodies: Arc<Mutex<Vec<Value>>>,
+    /// Tokenizer requests (`/apply-template`, `/tokenize`): path and JSON body, in order.
+    pub tokenizer: Arc<Mutex<Vec<(String, Value)>>>,
 }
 
 pub fn mini(
     die: Arc<AtomicBool>,
     handler: impl Fn(usize, &mut TcpStream) -> std::io::Result<()> + Send + Sync + 'static,
 ) -> Mini {
+    mini_as("fixture", die, handler)
+}
+
+/// [`mini`] whose `/v1/models` says `owned_by` (`llamacpp`, `vllm`), answering the tokenizer
+/// endpoints as [`tokenizer_reply`] does.
+pub fn mini_as(
+    owned_by: &'static str,
+    die: Arc<AtomicBool>,
+    handler: impl Fn(usize, &mut TcpStream) -> std::io::Result<()> + Send + Sync + 'static,
+) -> Mini {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let seen = bodies.clone();
+    let tokenizer: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let (seen, asked) = (bodies.clone(), tokenizer.clone());
     let handler = Arc::new(handler);
     let count = Arc::new(AtomicUsize::new(0));
     thread::spawn(move || {
@@ -39,15 +53,24 @@ pub fn mini(
             }
             let Ok(mut conn) = conn else { continue };
             let _ = conn.set_nodelay(true);
-            let (seen, handler, count) = (seen.clone(), handler.clone(), count.clone());
+            let (seen, asked, handler, count) =
+                (seen.clone(), asked.clone(), handler.clone(), count.clone());
             thread::spawn(move || {
                 let Some(req) = read_request(&mut conn) else {
                     return;
                 };
                 if req.method == "GET" {
                     let body = json!({"object": "list", "data": [{"id": "fixture-model",
-                        "owned_by": "fixture", "meta": {"n_vocab": VOCAB}}]});
+                        "owned_by": owned_by, "meta": {"n_vocab": VOCAB}}]});
                     let _ = respond(&mut conn, "200 OK", "", &body.to_string());
+                    return;
+                }
+                if let Some((status, body)) = tokenizer_reply(&req) {
+                    asked.lock().unwrap().push((
+                        req.path.clone(),
+                        serde_json::from_slice(&req.body).unwrap_or(Value::Null),
+                    ));
+                    let _ = respond(&mut conn, status, "", &body);
                     return;
                 }
                 seen.lock()
@@ -58,7 +81,11 @@ pub fn mini(
             });
         }
     });
-    Mini { url, bodies }
+    Mini {
+        url,
+        bodies,
+        tokenizer,
+    }
 }
 
 /// One completions chunk of one token.

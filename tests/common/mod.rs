@@ -7,7 +7,7 @@ pub mod load_fixture;
 pub mod vllm;
 
 #[allow(unused_imports)]
-pub use vllm::{tiny_llama, vllm_args, vllm_env};
+pub use vllm::{tiny_llama, vllm_args, vllm_env, vllm_serve_launch};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,10 @@
-//! The vLLM side of the shared test helpers: the tiny test model, the vLLM environment and the
-//! arguments of a normal `--engine vllm` run. Tests fail (never skip) when either is missing.
+//! The vLLM side of the shared test helpers: the tiny test model, the vLLM environment, the
+//! arguments of a normal `--engine vllm` run and a `vllm serve` of the test model. Tests fail (never skip) when either is missing.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use inproc_bench::server::{Launch, PORT};
 
 use super::s;
 
@@ -43,4 +46,47 @@ pub fn vllm_args<'a>(model: &'a Path, env: &'a Path, extra: &[&'a str]) -> Vec<&
     ];
     args.extend_from_slice(extra);
     args
+}
+
+/// `vllm serve` of the tiny test model on CPU: 512 tokens per sequence, no prefix caching.
+pub fn vllm_serve_launch() -> Launch {
+    let (m, env) = (tiny_llama(), vllm_env());
+    Launch {
+        name: "vllm serve",
+        program: env.join("bin/python"),
+        args: [
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            s(&m),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            PORT,
+            "--max-model-len",
+            "512",
+            "--enforce-eager",
+            "--kv-cache-memory-bytes",
+            "268435456",
+            "--no-enable-prefix-caching",
+            "--disable-uvicorn-access-log",
+            "--disable-log-stats",
+        ]
+        .map(String::from)
+        .to_vec(),
+        env: [
+            ("VLLM_TARGET_DEVICE", "cpu"),
+            ("OMP_NUM_THREADS", "2"),
+            ("VLLM_NO_USAGE_STATS", "1"),
+            ("HF_HUB_OFFLINE", "1"),
+            ("VLLM_LOGGING_LEVEL", "WARNING"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .to_vec(),
+        port: None,
+        verbose: false,
+        ready_timeout: Duration::from_secs(600),
+        build: None,
+        fix: "run python/setup-vllm-env.sh",
+    }
 }

@@ -5,7 +5,8 @@
 //! - [`client`]: TLS, API key, headers, timeouts, and one-line messages for error answers;
 //! - [`sse`]: the event-stream parser and the decoding of stream chunks;
 //! - `connect`: the server checked and identified; `request`: each run's request body;
-//! - `stream`: one streamed request, its token counting and its errors.
+//! - `stream`: one streamed request, its token counting and its errors;
+//! - [`tokenize`]: a prompt set as the server's own token ids, for load levels.
 
 pub mod client;
 mod connect;
@@ -13,6 +14,7 @@ pub mod load;
 mod request;
 pub mod sse;
 mod stream;
+pub mod tokenize;
 
 pub use connect::base_url;
 
