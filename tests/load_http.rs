@@ -179,5 +179,10 @@ fn compare_http_runs_every_level_on_both_sides_and_leaves_no_server() {
         metrics.contains(&"ttft_p99_ms") && metrics.contains(&"output_tps"),
         "{metrics:?}"
     );
-    assert!(String::from_utf8_lossy(&o.stdout).contains("IN-PROCESS vs HTTP under load"));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("IN-PROCESS vs HTTP under load"), "{stdout}");
+    assert!(
+        stdout.contains("where they part: ttft_p50_ms "),
+        "the level where the sides part, per metric: {stdout}"
+    );
 }

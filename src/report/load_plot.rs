@@ -1,5 +1,6 @@
 //! The throughput-vs-latency curve of a load run as SVG: TTFT and ITL (p50 solid, p99 dashed)
-//! against output tokens/s, one line per engine, each point labelled with its level.
+//! against output tokens/s, one line per engine, each point labelled with its level; with
+//! `--compare-http`, a line that says where the served side parts from the in-process one.
 
 use indexmap::IndexMap;
 
@@ -134,5 +135,15 @@ pub fn svg(file: &LoadFile) -> String {
         );
         svg.text(x + 30.0, H + 18.0, e, 11.0, Anchor::Start, "");
     }
-    svg.finish(2.0 * W, H + 30.0)
+    let comparison = &file.load.http_comparison;
+    if comparison.is_empty() {
+        return svg.finish(2.0 * W, H + 30.0);
+    }
+    let line = format!(
+        "HTTP parts from in-process ({:.0} % CI leaves 0): {}",
+        crate::compare_http::CONFIDENCE * 100.0,
+        super::load_http::parting_text(comparison)
+    );
+    svg.text(20.0, H + 40.0, &line, 10.0, Anchor::Start, "");
+    svg.finish(2.0 * W, H + 50.0)
 }
