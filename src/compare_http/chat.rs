@@ -4,10 +4,9 @@
 //! (llama-server's `/apply-template` and `/tokenize`; `vllm serve`'s `/tokenize` of the messages,
 //! which returns token ids, not text) and the answer is compared with the in-process prompt.
 
-use std::time::Duration;
+use serde_json::{Map, Value};
 
-use serde_json::{json, Map, Value};
-
+use crate::engine::http::tokenize::{user_message, TokenizeError};
 use crate::engine::http::HttpEngine;
 use crate::engine::{EngineError, PreparedPrompt, PromptMode};
 use crate::prompts::PromptSpec;
@@ -53,15 +52,9 @@ pub struct ChatSide {
 
 impl ChatSide {
     /// Gives the server engine the template arguments and checks its rendering of every prompt.
-    pub fn check(&self, http: &mut HttpEngine, base: &str) -> Vec<(String, ChatPromptCheck)> {
+    pub fn check(&self, http: &mut HttpEngine) -> Vec<(String, ChatPromptCheck)> {
         http.set_chat_kwargs(self.kwargs.clone());
-        check(
-            self.renderer,
-            base,
-            Some(http.model_id()),
-            &self.prompts,
-            &self.kwargs,
-        )
+        check(self.renderer, http, &self.prompts, &self.kwargs)
     }
 }
 
@@ -124,56 +117,20 @@ pub fn inprocess_prompts(
         .collect()
 }
 
-fn post(rt: &tokio::runtime::Runtime, url: &str, body: &Value) -> Result<Value, String> {
-    rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let resp = client
-            .post(url)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let v: Value = resp.json().await.map_err(|e| e.to_string())?;
-        if status.is_success() {
-            Ok(v)
-        } else {
-            Err(format!("{status}: {v}"))
-        }
-    })
-}
-
-fn messages(p: &InProcessPrompt) -> Value {
-    json!([{"role": "user", "content": p.message}])
-}
-
-/// Asks the server at `base` what it renders for each prompt's messages and compares it with the
+/// Asks `http`'s server what it renders for each prompt's messages and compares it with the
 /// in-process prompt; prints one warning line per prompt that differs (or that the server would
 /// not render).
-pub fn check(
+fn check(
     renderer: Renderer,
-    base: &str,
-    model_id: Option<&str>,
+    http: &HttpEngine,
     prompts: &[InProcessPrompt],
     kwargs: &Map<String, Value>,
 ) -> Vec<(String, ChatPromptCheck)> {
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        eprintln!("warning: cannot ask the server for its chat prompt (no async runtime)");
-        return Vec::new();
-    };
-    let base = base.trim_end_matches('/');
     let mut out = Vec::new();
     for p in prompts {
         let result = match renderer {
-            Renderer::LlamaServer => llama_server(&rt, base, p, kwargs),
-            Renderer::VllmServe => vllm_serve(&rt, base, model_id, p, kwargs),
+            Renderer::LlamaServer => llama_server(http, p, kwargs),
+            Renderer::VllmServe => vllm_serve(http, p, kwargs),
         };
         match result {
             Ok(c) => {
@@ -209,57 +166,29 @@ pub fn mismatch(name: &str, c: &ChatPromptCheck) -> String {
 }
 
 fn llama_server(
-    rt: &tokio::runtime::Runtime,
-    base: &str,
+    http: &HttpEngine,
     p: &InProcessPrompt,
     kwargs: &Map<String, Value>,
-) -> Result<ChatPromptCheck, String> {
-    let mut body = json!({"messages": messages(p)});
-    if !kwargs.is_empty() {
-        body["chat_template_kwargs"] = Value::Object(kwargs.clone());
-    }
-    let v = post(rt, &format!("{base}/apply-template"), &body)?;
-    let theirs = v["prompt"]
-        .as_str()
-        .ok_or_else(|| format!("/apply-template answered without a prompt: {v}"))?;
+) -> Result<ChatPromptCheck, TokenizeError> {
+    let theirs = http.apply_template(&user_message(&p.message), kwargs)?;
     // The chat endpoint tokenizes its rendering with the special tokens added and parsed.
-    let t = post(
-        rt,
-        &format!("{base}/tokenize"),
-        &json!({"content": theirs, "add_special": true, "parse_special": true}),
-    )?;
-    let server_tokens = t["tokens"].as_array().map(|a| a.len() as u64);
+    let server_tokens = http.tokenize_text(&theirs)?.len() as u64;
     Ok(ChatPromptCheck {
         compared: "text, byte for byte (llama-server /apply-template)".into(),
         equal: theirs == p.text,
         inprocess_bytes: p.text.len(),
         server_bytes: Some(theirs.len()),
         inprocess_prompt_tokens: p.prompt_tokens,
-        server_prompt_tokens: server_tokens,
+        server_prompt_tokens: Some(server_tokens),
     })
 }
 
 fn vllm_serve(
-    rt: &tokio::runtime::Runtime,
-    base: &str,
-    model_id: Option<&str>,
+    http: &HttpEngine,
     p: &InProcessPrompt,
     kwargs: &Map<String, Value>,
-) -> Result<ChatPromptCheck, String> {
-    let mut body = json!({"messages": messages(p), "add_generation_prompt": true});
-    if let Some(m) = model_id {
-        body["model"] = json!(m);
-    }
-    if !kwargs.is_empty() {
-        body["chat_template_kwargs"] = Value::Object(kwargs.clone());
-    }
-    let v = post(rt, &format!("{base}/tokenize"), &body)?;
-    let theirs: Vec<i64> = v["tokens"]
-        .as_array()
-        .ok_or_else(|| format!("/tokenize answered without tokens: {v}"))?
-        .iter()
-        .filter_map(Value::as_i64)
-        .collect();
+) -> Result<ChatPromptCheck, TokenizeError> {
+    let theirs = http.tokenize_messages(&user_message(&p.message), kwargs)?;
     Ok(ChatPromptCheck {
         compared: "token ids (vllm serve /tokenize of the messages; it returns no text)".into(),
         equal: p.token_ids.as_deref() == Some(theirs.as_slice()),

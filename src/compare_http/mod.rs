@@ -357,11 +357,7 @@ fn run_sides<'a>(
     let mut started = |progress: &Progress| -> anyhow::Result<HttpEngine> {
         let mut http = start(progress)?;
         if let Some(c) = chat {
-            let base = http
-                .server()
-                .map(|s| s.url().to_string())
-                .unwrap_or_default();
-            checks = c.check(&mut http, &base);
+            checks = c.check(&mut http);
         }
         Ok(http)
     };

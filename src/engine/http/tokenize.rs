@@ -3,6 +3,7 @@
 //! synthetic requests do. llama-server: `POST /apply-template` with the chat messages, then
 //! `POST /tokenize` with special tokens added and parsed (what its chat endpoint does with the
 //! templated text); vLLM: `POST /tokenize` with the chat messages and the generation prompt.
+//! The same requests serve `--compare-http --api chat`'s check of the server's rendering.
 
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ pub enum TokenizeError {
     #[error("--chat-template and --chat-template-file do not reach a server: over HTTP the prompt set goes through the server's own template; drop the flag, or start the server with that template")]
     Template,
     /// The request failed.
-    #[error("POST {url}: {cause}: is the server still up? (or add --input-tokens N for synthetic requests)")]
+    #[error("POST {url}: {cause}: is the server still up?")]
     Request {
         /// The endpoint.
         url: String,
@@ -35,7 +36,7 @@ pub enum TokenizeError {
         cause: String,
     },
     /// The server answered with an error.
-    #[error("POST {url} answered {message}: the prompt set needs the server's tokenizer endpoints (or add --input-tokens N for synthetic requests)")]
+    #[error("POST {url} answered {message}")]
     Status {
         /// The endpoint.
         url: String,
@@ -43,13 +44,16 @@ pub enum TokenizeError {
         message: String,
     },
     /// The answer lacked what was asked.
-    #[error("POST {url}: the answer has no {field}: is it llama-server or vllm serve? (or add --input-tokens N for synthetic requests)")]
+    #[error("POST {url}: the answer has no {field}: is it llama-server or vllm serve?")]
     Answer {
         /// The endpoint.
         url: String,
         /// The field missing.
         field: &'static str,
     },
+    /// One of the above while a load's prompt set was tokenized, with what the user can do.
+    #[error("{0}{1} (or add --input-tokens N for synthetic requests)")]
+    ForPrompts(Box<TokenizeError>, &'static str),
     /// The prompt came out empty.
     #[error("prompt '{0}' has no tokens after the server tokenized it: give it some text")]
     Empty(String),
@@ -86,6 +90,31 @@ fn ids_of(v: &Value, url: &str) -> Result<Vec<i64>, TokenizeError> {
         .collect()
 }
 
+/// `body` with `chat_template_kwargs` when there are any.
+fn with_kwargs(mut body: Value, kwargs: &Map<String, Value>) -> Value {
+    if !kwargs.is_empty() {
+        body["chat_template_kwargs"] = Value::Object(kwargs.clone());
+    }
+    body
+}
+
+/// One user message, as every chat prompt is sent.
+pub fn user_message(text: &str) -> Value {
+    json!([{"role": "user", "content": text}])
+}
+
+impl TokenizeError {
+    /// The error of a load's prompt set: the transport and answer errors gain the way out.
+    fn for_prompts(self) -> Self {
+        let suffix = match &self {
+            Self::Status { .. } => ": the prompt set needs the server's tokenizer endpoints",
+            Self::Request { .. } | Self::Answer { .. } => "",
+            _ => return self,
+        };
+        Self::ForPrompts(Box::new(self), suffix)
+    }
+}
+
 impl HttpEngine {
     /// The token ids the server evaluates for `prompt` sent as one user message (`mode` chat) or
     /// as is (raw), asked of the server itself.
@@ -94,63 +123,78 @@ impl HttpEngine {
         prompt: &PromptSpec,
         mode: &PromptMode,
     ) -> Result<Vec<i64>, TokenizeError> {
-        let kwargs: Option<Map<String, Value>> = match mode {
+        let kwargs: Option<&Map<String, Value>> = match mode {
             PromptMode::Raw => None,
             PromptMode::Chat { template, options } => {
                 if template.is_some() || options.template_file.is_some() {
                     return Err(TokenizeError::Template);
                 }
-                Some(options.kwargs.clone())
+                Some(&options.kwargs)
             }
         };
-        let messages = json!([{"role": "user", "content": prompt.prompt}]);
-        let with_kwargs = |mut body: Value, kwargs: &Map<String, Value>| {
-            if !kwargs.is_empty() {
-                body["chat_template_kwargs"] = Value::Object(kwargs.clone());
-            }
-            body
-        };
-        let ids = match self.flavor {
-            Flavor::LlamaServer => {
-                let text = match &kwargs {
-                    Some(k) => {
-                        let (v, url) = self.post(
-                            "/apply-template",
-                            &with_kwargs(json!({"messages": messages}), k),
-                        )?;
-                        v["prompt"]
-                            .as_str()
-                            .ok_or(TokenizeError::Answer {
-                                url,
-                                field: "prompt",
-                            })?
-                            .to_string()
-                    }
-                    None => prompt.prompt.clone(),
-                };
-                let body = json!({"content": text, "add_special": true, "parse_special": true});
-                let (v, url) = self.post("/tokenize", &body)?;
-                ids_of(&v, &url)?
-            }
-            Flavor::Vllm => {
-                let body = match &kwargs {
-                    Some(k) => with_kwargs(
-                        json!({"model": self.model_id, "messages": messages,
-                            "add_generation_prompt": true}),
-                        k,
-                    ),
-                    None => json!({"model": self.model_id, "prompt": prompt.prompt,
+        let messages = user_message(&prompt.prompt);
+        let ids = match (self.flavor, kwargs) {
+            (Flavor::LlamaServer, Some(k)) => self
+                .apply_template(&messages, k)
+                .and_then(|text| self.tokenize_text(&text)),
+            (Flavor::LlamaServer, None) => self.tokenize_text(&prompt.prompt),
+            (Flavor::Vllm, Some(k)) => self.tokenize_messages(&messages, k),
+            (Flavor::Vllm, None) => self
+                .post(
+                    "/tokenize",
+                    &json!({"model": self.model_id, "prompt": prompt.prompt,
                         "add_special_tokens": true}),
-                };
-                let (v, url) = self.post("/tokenize", &body)?;
-                ids_of(&v, &url)?
-            }
-            Flavor::Other => return Err(TokenizeError::Unknown(self.base.clone())),
-        };
+                )
+                .and_then(|(v, url)| ids_of(&v, &url)),
+            (Flavor::Other, _) => return Err(TokenizeError::Unknown(self.base.clone())),
+        }
+        .map_err(TokenizeError::for_prompts)?;
         if ids.is_empty() {
             return Err(TokenizeError::Empty(prompt.name.clone()));
         }
         Ok(ids)
+    }
+
+    /// llama-server's rendering of `messages` with its own template (`POST /apply-template`).
+    pub fn apply_template(
+        &self,
+        messages: &Value,
+        kwargs: &Map<String, Value>,
+    ) -> Result<String, TokenizeError> {
+        let (v, url) = self.post(
+            "/apply-template",
+            &with_kwargs(json!({"messages": messages}), kwargs),
+        )?;
+        v["prompt"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or(TokenizeError::Answer {
+                url,
+                field: "prompt",
+            })
+    }
+
+    /// llama-server's token ids of `text`, special tokens added and parsed: what its chat
+    /// endpoint does with the templated text (`POST /tokenize`).
+    pub fn tokenize_text(&self, text: &str) -> Result<Vec<i64>, TokenizeError> {
+        let body = json!({"content": text, "add_special": true, "parse_special": true});
+        let (v, url) = self.post("/tokenize", &body)?;
+        ids_of(&v, &url)
+    }
+
+    /// `vllm serve`'s token ids of `messages` rendered with the generation prompt
+    /// (`POST /tokenize` with the messages).
+    pub fn tokenize_messages(
+        &self,
+        messages: &Value,
+        kwargs: &Map<String, Value>,
+    ) -> Result<Vec<i64>, TokenizeError> {
+        let body = with_kwargs(
+            json!({"model": self.model_id, "messages": messages, "add_generation_prompt": true}),
+            kwargs,
+        );
+        let (v, url) = self.post("/tokenize", &body)?;
+        ids_of(&v, &url)
     }
 
     /// Posts `body` as JSON to `path` and returns the JSON answer and the URL.
