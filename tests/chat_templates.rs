@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use inproc_bench::engine::llamacpp::{FlashAttn, LlamaCppEngine, LlamaCppSettings};
+use inproc_bench::engine::llamacpp::{LlamaCppEngine, LlamaCppSettings};
 use inproc_bench::engine::{Engine, PromptMode};
 use inproc_bench::prompts::PromptSpec;
 use inproc_bench::template::{ChatOptions, ChatTemplate, Message, TemplateSource};
@@ -123,18 +123,7 @@ fn gemma_maps_roles_and_raises_on_a_system_message() {
 }
 
 fn settings() -> LlamaCppSettings {
-    LlamaCppSettings {
-        model: model(),
-        n_gpu_layers: 0,
-        ctx_size: 2048,
-        threads: 1,
-        batch_size: 512,
-        ubatch_size: 512,
-        flash_attn: FlashAttn::Auto,
-        swa_full: false,
-        verbose: false,
-        split: Default::default(),
-    }
+    common::llama_settings(2048, 1)
 }
 
 fn prompt(text: &str) -> PromptSpec {

@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use common::*;
 use inproc_bench::compare_http::llama_server::ServerSettings;
-use inproc_bench::engine::llamacpp::{FlashAttn, LlamaCppSettings};
+use inproc_bench::engine::llamacpp::LlamaCppSettings;
 use inproc_bench::measure::StopFlag;
 use inproc_bench::server::ServerProcess;
 use serde_json::Value;
@@ -175,16 +175,9 @@ fn bin_with_server(server: &Path) -> Command {
 /// Starts llama-server through the library, as `--compare-http` would, for `--engine http` runs.
 fn start_server() -> ServerProcess {
     let settings = LlamaCppSettings {
-        model: model(),
         n_gpu_layers: -1,
-        ctx_size: 2048,
-        threads: 2,
         batch_size: 2048,
-        ubatch_size: 512,
-        flash_attn: FlashAttn::Auto,
-        swa_full: false,
-        verbose: false,
-        split: Default::default(),
+        ..common::llama_settings(2048, 2)
     };
     ServerSettings::matching(&settings, llama_server())
         .start(&StopFlag::new())

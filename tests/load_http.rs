@@ -7,24 +7,12 @@ mod common;
 use common::load_fixture::{level, outputs};
 use common::{llama_server, model, run_to, s, show};
 use inproc_bench::compare_http::llama_server::ServerSettings;
-use inproc_bench::engine::llamacpp::{FlashAttn, LlamaCppSettings};
 use inproc_bench::measure::StopFlag;
 use inproc_bench::server::ServerProcess;
 
 /// llama-server with `slots` parallel slots (the in-process settings otherwise).
 fn llama_server_with_slots(slots: u32, ctx: u32) -> ServerProcess {
-    let settings = LlamaCppSettings {
-        model: model(),
-        n_gpu_layers: 0,
-        ctx_size: ctx,
-        threads: 2,
-        batch_size: 512,
-        ubatch_size: 512,
-        flash_attn: FlashAttn::Auto,
-        swa_full: false,
-        split: Default::default(),
-        verbose: false,
-    };
+    let settings = common::llama_settings(ctx, 2);
     let mut launch = ServerSettings::matching(&settings, llama_server()).launch();
     let i = launch.args.iter().position(|a| a == "--parallel").unwrap();
     launch.args[i + 1] = slots.to_string();

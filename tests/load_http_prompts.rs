@@ -11,7 +11,7 @@ use common::fixture_server::{fixture_ids, stream_head, template};
 use common::load_fixture::{finish, level, mini_as, outputs, token, Mini};
 use common::{llama_server, model, run_to, s, show};
 use inproc_bench::compare_http::llama_server::ServerSettings;
-use inproc_bench::engine::llamacpp::{FlashAttn, LlamaCppEngine, LlamaCppSettings};
+use inproc_bench::engine::llamacpp::{LlamaCppEngine, LlamaCppSettings};
 use inproc_bench::engine::{Engine, PromptMode};
 use inproc_bench::measure::StopFlag;
 use inproc_bench::prompts::{self, PromptSpec};
@@ -180,18 +180,7 @@ fn a_server_without_a_known_tokenizer_is_refused_in_one_line() {
 
 /// The in-process settings of the real tests: the test model, `ctx` tokens, one thread.
 fn settings(ctx: u32) -> LlamaCppSettings {
-    LlamaCppSettings {
-        model: model(),
-        n_gpu_layers: 0,
-        ctx_size: ctx,
-        threads: 1,
-        batch_size: 512,
-        ubatch_size: 512,
-        flash_attn: FlashAttn::Auto,
-        swa_full: false,
-        split: Default::default(),
-        verbose: false,
-    }
+    common::llama_settings(ctx, 1)
 }
 
 /// Prompt tokens of each prompt of `set` through the in-process chat template and tokenizer.

@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::{bin, model, s};
-use inproc_bench::engine::llamacpp::{FlashAttn, LlamaCppBatch, LlamaCppEngine, LlamaCppSettings};
+use inproc_bench::engine::llamacpp::{LlamaCppBatch, LlamaCppEngine, LlamaCppSettings};
 use inproc_bench::engine::streams::{BatchEngine, StreamEvent, StreamRequest};
 use inproc_bench::engine::{Engine, PreparedPrompt, PromptMode, Request, Sampling};
 use inproc_bench::measure::{Recorder, StopFlag};
@@ -16,18 +16,7 @@ use inproc_bench::prompts::PromptSpec;
 use serde_json::Value;
 
 fn settings(ctx: u32) -> LlamaCppSettings {
-    LlamaCppSettings {
-        model: model(),
-        n_gpu_layers: 0,
-        ctx_size: ctx,
-        threads: 1,
-        batch_size: 512,
-        ubatch_size: 512,
-        flash_attn: FlashAttn::Auto,
-        swa_full: false,
-        verbose: false,
-        split: Default::default(),
-    }
+    common::llama_settings(ctx, 1)
 }
 
 fn greedy() -> Sampling {

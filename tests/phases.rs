@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use inproc_bench::compare_http::llama_server::ServerSettings;
-use inproc_bench::engine::llamacpp::{FlashAttn, LlamaCppSettings};
+use inproc_bench::engine::llamacpp::LlamaCppSettings;
 use inproc_bench::measure::StopFlag;
 use serde_json::Value;
 
@@ -143,16 +143,9 @@ fn the_mock_marks_decode_and_own() {
 #[test]
 fn http_splits_the_server_time_from_the_rest() {
     let settings = LlamaCppSettings {
-        model: model(),
         n_gpu_layers: -1,
-        ctx_size: 2048,
-        threads: 1,
         batch_size: 2048,
-        ubatch_size: 512,
-        flash_attn: FlashAttn::Auto,
-        swa_full: false,
-        verbose: false,
-        split: Default::default(),
+        ..common::llama_settings(2048, 1)
     };
     let server = ServerSettings::matching(&settings, llama_server())
         .start(&StopFlag::new())

@@ -34,6 +34,24 @@ pub fn model() -> PathBuf {
     p
 }
 
+/// In-process llama.cpp settings for the test model: `ctx` tokens, `threads` threads, no GPU
+/// layers, batches of 512, llama.cpp's defaults otherwise. Tests that need other values change
+/// fields with struct update syntax.
+pub fn llama_settings(ctx: u32, threads: u32) -> inproc_bench::engine::llamacpp::LlamaCppSettings {
+    inproc_bench::engine::llamacpp::LlamaCppSettings {
+        model: model(),
+        n_gpu_layers: 0,
+        ctx_size: ctx,
+        threads,
+        batch_size: 512,
+        ubatch_size: 512,
+        flash_attn: inproc_bench::engine::llamacpp::FlashAttn::Auto,
+        swa_full: false,
+        split: Default::default(),
+        verbose: false,
+    }
+}
+
 /// A path as `&str` (test paths are UTF-8).
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
