@@ -143,20 +143,6 @@ fn load_model(
     Ok((model, log))
 }
 
-/// Whether ggml knows a device to offload to (a GPU, or an RPC worker's device): llama.cpp says
-/// it supports offload whenever its RPC backend is compiled in.
-fn offload_device() -> bool {
-    llama_cpp_2::list_llama_ggml_backend_devices()
-        .iter()
-        .any(|d| {
-            matches!(
-                d.device_type,
-                llama_cpp_2::LlamaBackendDeviceType::Gpu
-                    | llama_cpp_2::LlamaBackendDeviceType::IntegratedGpu
-            )
-        })
-}
-
 impl LlamaCppEngine {
     /// Loads the model and creates the context; the caller times it as the engine's load time.
     pub fn load(settings: LlamaCppSettings) -> Result<Self, EngineError> {
@@ -176,7 +162,7 @@ impl LlamaCppEngine {
             super::chat::think_markers(&model, super::chat::model_template(&model).as_deref());
         details.insert(
             "gpu_offload_supported".into(),
-            json!(backend.supports_gpu_offload() && offload_device()),
+            json!(backend.supports_gpu_offload() && rpc::offload_device_count() > 0),
         );
         let (loaded, context_log) = load_report::capture(|| {
             Loaded::try_new(model, |model| {

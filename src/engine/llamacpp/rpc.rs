@@ -119,6 +119,21 @@ pub fn devices_json() -> Value {
     Value::Array(devices)
 }
 
+/// How many devices ggml knows to offload layers to: GPUs and RPC workers' devices (llama.cpp
+/// says it supports offload whenever its RPC backend is compiled in, so the devices decide).
+pub fn offload_device_count() -> usize {
+    llama_cpp_2::list_llama_ggml_backend_devices()
+        .iter()
+        .filter(|d| {
+            matches!(
+                d.device_type,
+                llama_cpp_2::LlamaBackendDeviceType::Gpu
+                    | llama_cpp_2::LlamaBackendDeviceType::IntegratedGpu
+            )
+        })
+        .count()
+}
+
 /// Maps `--device` names (`RPC0/RPC1`, as llama-bench's `-dev`) to ggml device indices; `none`
 /// is the empty list (every layer on the CPU).
 pub fn device_indices(names: &[String]) -> Result<Vec<usize>, EngineError> {

@@ -28,16 +28,7 @@ pub(super) struct SplitLoad<'a> {
 fn device_count(devices: Option<&[usize]>) -> usize {
     match devices {
         Some(d) => d.len(),
-        None => llama_cpp_2::list_llama_ggml_backend_devices()
-            .iter()
-            .filter(|d| {
-                matches!(
-                    d.device_type,
-                    llama_cpp_2::LlamaBackendDeviceType::Gpu
-                        | llama_cpp_2::LlamaBackendDeviceType::IntegratedGpu
-                )
-            })
-            .count(),
+        None => super::rpc::offload_device_count(),
     }
 }
 
