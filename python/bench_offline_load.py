@@ -7,7 +7,8 @@
 Makes N requests of exactly P prompt tokens (random ids past the first ones, where special
 tokens sit, as inproc-bench's synthetic workload: `min(vocab/4, 1000)` up to the vocabulary),
 hands all of them to vLLM's offline API at once (`LLM.generate` with a list of token prompts,
-greedy, ignore_eos, max_tokens=G) and times whole calls with time.perf_counter. Output tok/s =
+greedy, ignore_eos, max_tokens=G, no detokenizing: inproc-bench's load driver counts token ids and
+detokenizes nothing either) and times whole calls with time.perf_counter. Output tok/s =
 N·G / t, median over the repeats after one warm-up call: the figure inproc-bench's
 `--concurrency N --requests N` level reports as output_throughput_tps (first arrival to the last
 token). The engine runs with the Driver's defaults (in-process, prefix caching off, 1 GiB KV
@@ -46,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import inproc_bench_vllm as ibv
 
-    ibv._prepare_environment(args.verbose, args.threads)
+    # The thread variables inproc-bench gives its engine (engine::vllm::thread_env), so both
+    # sides run the same unbound OpenMP threads.
+    ibv._prepare_environment(args.verbose, args.threads, {"VLLM_CPU_OMP_THREADS_BIND": "nobind"})
     if not args.verbose:
         ibv._quiet_logging()
     ibv._check_cpu_kernels()
@@ -78,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         TokensPrompt(prompt_token_ids=[rng.randrange(first, vocab) for _ in range(args.input_tokens)])
         for _ in range(args.requests)
     ]
-    sp = SamplingParams(temperature=0.0, max_tokens=args.output_tokens, ignore_eos=True)
+    sp = SamplingParams(
+        temperature=0.0, max_tokens=args.output_tokens, ignore_eos=True, detokenize=False
+    )
 
     def run() -> float:
         t = time.perf_counter()

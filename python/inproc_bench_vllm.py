@@ -126,6 +126,7 @@ class Driver:
         self._SamplingParams = SamplingParams
         self._TokensPrompt = TokensPrompt
         self._DELTA = RequestOutputKind.DELTA
+        self._FINAL_ONLY = RequestOutputKind.FINAL_ONLY
 
         args = {
             "enable_prefix_caching": False,

@@ -7,6 +7,12 @@ the same way). Requests are added as the caller's schedule admits them; each
 it produced and whether it finished. Timing is not done here: the caller
 stamps its own monotonic clock when step() returns.
 
+Requests ask for their output once, when they finish (output_kind
+FINAL_ONLY), as vLLM's offline LLM.generate does: the per-step counts are
+read from the engine core's own outputs of the step (request id and new
+token ids), kept by a thin wrapper around engine_core.get_output, so no
+RequestOutput is built per request per step and nothing is detokenized.
+
     LoadDriver(driver)
         .limits() -> dict (max_num_seqs, max_model_len, vocab_size)
         .prompt_ids(text) -> list[int]
@@ -31,8 +37,20 @@ class LoadDriver:
         self.d = driver
         self.engine = driver.engine
         self._tag = uuid.uuid4().hex[:8]
+        # The engine's own (internal) request id -> ours, and the id we gave
+        # vLLM (its RequestOutput's) -> the internal one.
         self._live: dict[str, int] = {}
-        self._ids: dict[str, list] = {}
+        self._internal: dict[str, str] = {}
+        self._core_outputs: list = []
+        core = self.engine.engine_core
+        get_output = core.get_output
+
+        def keep_outputs():
+            outputs = get_output()
+            self._core_outputs = outputs.outputs
+            return outputs
+
+        core.get_output = keep_outputs
 
     def limits(self) -> dict:
         cfg = self.engine.vllm_config
@@ -58,41 +76,38 @@ class LoadDriver:
             max_tokens=int(max_tokens),
             ignore_eos=bool(ignore_eos),
             seed=seed,
-            output_kind=self.d._DELTA,
+            output_kind=self.d._FINAL_ONLY,
             detokenize=False,
         )
         (engine_input,) = self.engine.renderer.render_cmpl(
             [self.d._TokensPrompt(prompt_token_ids=[int(t) for t in prompt_ids])]
         )
         rid = f"inproc-bench-load-{self._tag}-{id}"
-        self.engine.add_request(rid, engine_input, params)
-        self._live[rid] = int(id)
-        self._ids[rid] = []
+        internal = self.engine.add_request(rid, engine_input, params)
+        self._live[internal] = int(id)
+        self._internal[rid] = internal
 
     def step(self) -> list:
+        self._core_outputs = []
+        finished = self.engine.step()
         events = []
-        for out in self.engine.step():
-            id = self._live.get(out.request_id)
-            if id is None:
+        live = self._live
+        for core_out in self._core_outputs:
+            id = live.get(core_out.request_id)
+            if id is not None and core_out.new_token_ids:
+                events.append((id, len(core_out.new_token_ids), None, None))
+        for out in finished:
+            internal = self._internal.pop(out.request_id, None)
+            id = live.pop(internal, None) if internal is not None else None
+            if id is None or not out.finished:
                 continue
             completion = out.outputs[0]
-            new = completion.token_ids or ()
-            n = len(new)
-            ids = self._ids.get(out.request_id)
-            if ids is not None:
-                ids.extend(new)
-            finish = None
-            done_ids = None
-            if out.finished:
-                finish = str(completion.finish_reason)
-                del self._live[out.request_id]
-                done_ids = [int(t) for t in self._ids.pop(out.request_id, ())]
-            if n or finish is not None:
-                events.append((id, n, finish, done_ids))
-        if self._live and not self.engine.has_unfinished_requests():
-            lost = list(self._live.values())
-            self._live.clear()
-            self._ids.clear()
+            events.append((id, 0, str(completion.finish_reason),
+                           [int(t) for t in completion.token_ids or ()]))
+        if live and not self.engine.has_unfinished_requests():
+            lost = list(live.values())
+            live.clear()
+            self._internal.clear()
             events.extend((id, 0, "lost", None) for id in lost)
         return events
 
@@ -100,9 +115,9 @@ class LoadDriver:
         return len(self._live)
 
     def abort_all(self) -> None:
-        live = list(self._live)
+        live = list(self._internal)
         self._live.clear()
-        self._ids.clear()
+        self._internal.clear()
         if not live:
             return
         try:

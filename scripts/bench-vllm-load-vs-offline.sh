@@ -8,10 +8,14 @@
 #
 # What each side does (N requests of P random prompt tokens, G generated, greedy, ignore_eos):
 #   offline: one LLM.generate call with all N requests; output tok/s = N·G / t of the call,
-#            median over --reps calls after a warm-up call. vLLM's scheduler batches them.
+#            one timed call (--reps) after a warm-up call, as ours times one level after a
+#            warm-up level (a median of three calls against one level would trim the offline
+#            side's hiccups only). vLLM's scheduler batches them;
+#            outputs built once per request when it finishes, not detokenized.
 #   ours:    --concurrency N --requests N --input-tokens P --output-tokens G: the N requests
-#            admitted at once, one engine step per runner step, each step's new tokens delivered
-#            per request; output tok/s = N·G / (first arrival to the last token), after a
+#            admitted at once, one engine step per runner step, each step's new token counts
+#            read from the engine core's outputs and stamped; outputs built once per request
+#            when it finishes, not detokenized (as offline); output tok/s = N·G / (first arrival to the last token), after a
 #            warm-up of N requests at the same concurrency (--warmup N), as the offline side's
 #            warm-up call holds all N: a warm-up of one request leaves the first batch of N
 #            shapes cold (measured: TTFT p50 29 against 15 ms, 0.76 of offline at N=8 instead
@@ -26,7 +30,7 @@
 #   -p, --n-prompt N      prompt tokens per request (default 64)
 #   -n, --n-gen N         generated tokens per request (default 32)
 #   -r, --rounds N        alternating rounds (default 4; at least 2)
-#       --reps N          timed LLM.generate calls per offline round (default 3)
+#       --reps N          timed LLM.generate calls per offline round, their median (default 1)
 #       --compiled        let vLLM compile the model (default: --enforce-eager on both sides)
 # Environment:
 #   INPROC_PYTHON_ENV     the vLLM environment (default .venv-vllm)
@@ -45,7 +49,7 @@ STREAMS="4 8"
 N_PROMPT=64
 N_GEN=32
 ROUNDS=4
-REPS=3
+REPS=1
 EAGER=1
 ENV_DIR="${INPROC_PYTHON_ENV:-.venv-vllm}"
 OURS="${INPROC_BENCH:-target/release/inproc-bench}"
