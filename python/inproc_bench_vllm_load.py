@@ -97,9 +97,11 @@ class LoadDriver:
             if id is not None and core_out.new_token_ids:
                 events.append((id, len(core_out.new_token_ids), None, None))
         for out in finished:
+            if not out.finished:
+                continue
             internal = self._internal.pop(out.request_id, None)
             id = live.pop(internal, None) if internal is not None else None
-            if id is None or not out.finished:
+            if id is None:
                 continue
             completion = out.outputs[0]
             events.append((id, 0, str(completion.finish_reason),

@@ -10,12 +10,13 @@
 #   offline: one LLM.generate call with all N requests; output tok/s = N·G / t of the call,
 #            one timed call (--reps) after a warm-up call, as ours times one level after a
 #            warm-up level (a median of three calls against one level would trim the offline
-#            side's hiccups only). vLLM's scheduler batches them;
-#            outputs built once per request when it finishes, not detokenized.
+#            side's hiccups only). vLLM's scheduler batches them; outputs built once per
+#            request when it finishes, not detokenized.
 #   ours:    --concurrency N --requests N --input-tokens P --output-tokens G: the N requests
 #            admitted at once, one engine step per runner step, each step's new token counts
 #            read from the engine core's outputs and stamped; outputs built once per request
-#            when it finishes, not detokenized (as offline); output tok/s = N·G / (first arrival to the last token), after a
+#            when it finishes, not detokenized (as offline); output tok/s = N·G / (first
+#            arrival to the last token), after a
 #            warm-up of N requests at the same concurrency (--warmup N), as the offline side's
 #            warm-up call holds all N: a warm-up of one request leaves the first batch of N
 #            shapes cold (measured: TTFT p50 29 against 15 ms, 0.76 of offline at N=8 instead

@@ -131,7 +131,7 @@ fn two_load_files_pair_their_levels_and_test_each_figure() {
 fn levels_of_different_engines_pair_by_level() {
     let dir = tempfile::tempdir().unwrap();
     let a = load_file(dir.path(), "a.json", "1");
-    // Make a copy of a another engine's run of the same levels, and drop one of its levels:
+    // Make a copy of a into another engine's run of the same levels, and drop one of its levels:
     // the samples are the same on both sides, whatever the machine's timing did.
     let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&a).unwrap()).unwrap();
     let levels = v["load"]["levels"].as_object_mut().unwrap();
