@@ -8,13 +8,18 @@
 # 95% confidence interval of the per-round ratios. The goal is a ratio within
 # 10% of 1.
 #
-# What each side reports:
-#   inproc-bench probe: the median of --reps timed passes over the buffer
-#     (each pass: all threads start together; bytes / time until the last is
-#     done); its `best` figure, which a run records as the measured peak, is
-#     printed too.
+# Both sides do the same work and sum it up the same way:
 #   likwid-bench: bytes loaded / time over all its iterations (it picks the
-#     iteration count so that a run takes about a second), threads pinned.
+#     iteration count so that a run takes a second or more), threads pinned;
+#     `-W`, so that each thread first touches its own share, as the probe's
+#     threads do (`-w` would place every page from one thread).
+#   inproc-bench probe: its `sustained` figure, bytes / time over all its
+#     timed passes (each pass: all threads start together, until the last is
+#     done), with --min-time-ms set to the time likwid-bench read for in a
+#     first, untimed call, so that both read for as long. The probe's median
+#     and best passes (the best is what a run records as the measured peak)
+#     are printed too: on a host whose bandwidth varies within a second they
+#     read above the aggregate.
 # The machine's speed drifts (other jobs, frequency), so the two sides run
 # back to back, alternating A B, B A, ... for several rounds.
 #
@@ -22,7 +27,8 @@
 #   -t, --threads N     threads for both (default: physical cores)
 #   -r, --rounds N      interleaved rounds (default 6)
 #       --size-mib N    buffer size (default: the probe's own default, 8 x LLC)
-#       --reps N        the probe's repetitions per round (default 10)
+#       --reps N        the probe's least repetitions per round (default 10)
+#       --min-time-ms MS   the probe's least read time (default: likwid-bench's)
 #       --keep DIR      keep the raw outputs in DIR
 # Environment:
 #   INPROC_BENCH  our binary (default target/release/inproc-bench)
@@ -39,6 +45,7 @@ THREADS="$(scripts/physical-cores.sh)"
 ROUNDS=6
 SIZE_MIB=""
 REPS=10
+MIN_TIME_MS=""
 KEEP=""
 INPROC_BENCH="${INPROC_BENCH:-target/release/inproc-bench}"
 LIKWID_BENCH="${LIKWID_BENCH:-likwid-bench}"
@@ -50,6 +57,7 @@ while [[ $# -gt 0 ]]; do
     -r|--rounds) ROUNDS="$2"; shift ;;
     --size-mib) SIZE_MIB="$2"; shift ;;
     --reps) REPS="$2"; shift ;;
+    --min-time-ms) MIN_TIME_MS="$2"; shift ;;
     --keep) KEEP="$2"; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
@@ -73,7 +81,8 @@ fi
 probe() { # $1 = output json
   local size=()
   [[ -n "$SIZE_MIB" ]] && size=(--size-mib "$SIZE_MIB")
-  "$INPROC_BENCH" probe --threads "$THREADS" --reps "$REPS" "${size[@]}" --format json \
+  "$INPROC_BENCH" probe --threads "$THREADS" --reps "$REPS" --min-time-ms "${MIN_TIME_MS:-0}" \
+    "${size[@]}" --format json \
     >"$1" 2>"$1.log" || { cat "$1.log" >&2; die "inproc-bench probe failed"; }
 }
 
@@ -90,21 +99,29 @@ fi
 likwid() { # $1 = output text; prints GB/s
   # likwid-bench counts sizes in 10^6 bytes ("MB"), and MByte/s in 10^6 bytes/s.
   local mb=$(( SIZE_MIB * 1048576 / 1000000 ))
-  "$LIKWID_BENCH" -t "$LIKWID_KERNEL" -w "N:${mb}MB:${THREADS}" >"$1" 2>&1 \
+  "$LIKWID_BENCH" -t "$LIKWID_KERNEL" -W "N:${mb}MB:${THREADS}" >"$1" 2>&1 \
     || { cat "$1" >&2; die "likwid-bench failed"; }
   awk '/^MByte\/s:/ { printf "%.4f\n", $2 / 1000 }' "$1"
 }
 
-log "threads=$THREADS buffer=${SIZE_MIB} MiB rounds=$ROUNDS probe reps=$REPS reference=likwid-bench $LIKWID_KERNEL"
-OURS=(); BEST=(); REF=()
+# How long likwid-bench reads (its "Time:" line, seconds), from a first call that also warms up.
+if [[ -z "$MIN_TIME_MS" ]]; then
+  likwid "$WORK/likwid-calibrate.txt" >/dev/null
+  MIN_TIME_MS=$(awk '/^Time:/ { printf "%d\n", $2 * 1000 + 0.5 }' "$WORK/likwid-calibrate.txt")
+  [[ -n "$MIN_TIME_MS" ]] || die "no Time line in likwid-bench's output ($WORK/likwid-calibrate.txt)"
+fi
+
+log "threads=$THREADS buffer=${SIZE_MIB} MiB rounds=$ROUNDS probe reps>=$REPS read>=${MIN_TIME_MS} ms reference=likwid-bench $LIKWID_KERNEL"
+OURS=(); MED=(); BEST=(); REF=()
 for ((i = 1; i <= ROUNDS; i++)); do
   if ((i % 2 == 1)); then order=(ours ref); else order=(ref ours); fi
   for side in "${order[@]}"; do
     if [[ "$side" == ours ]]; then
       probe "$WORK/probe-$i.json"
-      OURS+=("$(field "$WORK/probe-$i.json" median_gbps)")
+      OURS+=("$(field "$WORK/probe-$i.json" sustained_gbps)")
+      MED+=("$(field "$WORK/probe-$i.json" median_gbps)")
       BEST+=("$(field "$WORK/probe-$i.json" best_gbps)")
-      log "round $i: inproc-bench probe median $(printf %.2f "${OURS[-1]}") GB/s (best $(printf %.2f "${BEST[-1]}"))"
+      log "round $i: inproc-bench probe sustained $(printf %.2f "${OURS[-1]}") GB/s over $(field "$WORK/probe-$i.json" reps) passes (median $(printf %.2f "${MED[-1]}"), best $(printf %.2f "${BEST[-1]}"))"
     else
       REF+=("$(likwid "$WORK/likwid-$i.txt")")
       [[ -n "${REF[-1]}" ]] || die "no MByte/s line in likwid-bench's output ($WORK/likwid-$i.txt)"
@@ -113,19 +130,22 @@ for ((i = 1; i <= ROUNDS; i++)); do
   done
 done
 
-python3 - "$ROUNDS" "${OURS[@]}" "${BEST[@]}" "${REF[@]}" "$THREADS" "$SIZE_MIB" "$LIKWID_KERNEL" <<'PY'
+python3 - "$ROUNDS" "${OURS[@]}" "${MED[@]}" "${BEST[@]}" "${REF[@]}" "$THREADS" "$SIZE_MIB" "$LIKWID_KERNEL" "$MIN_TIME_MS" <<'PY'
 import math, statistics as st, sys
 a = sys.argv[1:]
-k = int(a[0]); ours = list(map(float, a[1:1 + k])); best = list(map(float, a[1 + k:1 + 2 * k]))
-ref = list(map(float, a[1 + 2 * k:1 + 3 * k])); threads, size, kernel = a[1 + 3 * k:]
+k = int(a[0]); col = lambda j: list(map(float, a[1 + j * k:1 + (j + 1) * k]))
+ours, med, best, ref = col(0), col(1), col(2), col(3)
+threads, size, kernel, ms = a[1 + 4 * k:]
 fmt = lambda xs: " ".join("%.2f" % x for x in xs)
-print("threads %s, buffer %s MiB, %d rounds interleaved (GB/s = 10^9 bytes/s)" % (threads, size, k))
-print("inproc-bench probe (median)  median %7.2f GB/s   (rounds: %s)" % (st.median(ours), fmt(ours)))
-print("inproc-bench probe (best)    median %7.2f GB/s   (rounds: %s)" % (st.median(best), fmt(best)))
+print("threads %s, buffer %s MiB, %d rounds interleaved, each side reads >= %s ms (GB/s = 10^9 bytes/s)"
+      % (threads, size, k, ms))
+print("inproc-bench probe sustained median %7.2f GB/s   (rounds: %s)" % (st.median(ours), fmt(ours)))
+print("  its median pass            median %7.2f GB/s   (rounds: %s)" % (st.median(med), fmt(med)))
+print("  its best pass              median %7.2f GB/s   (rounds: %s)" % (st.median(best), fmt(best)))
 print("likwid-bench %-15s median %7.2f GB/s   (rounds: %s)" % (kernel, st.median(ref), fmt(ref)))
 ratios = [o / r for o, r in zip(ours, ref)]
 r = st.median(ours) / st.median(ref)
-line = "ratio probe / reference      %.3f (of the medians)" % r
+line = "ratio sustained / reference    %.3f (of the medians)" % r
 if k >= 2:
     # 95% t-interval of the mean per-round ratio (two-sided t quantiles for n-1 degrees of freedom).
     t = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}.get(k - 1, 2.0)

@@ -67,6 +67,11 @@ pub struct ProbeArgs {
     /// Timed repetitions; the best is the peak, the median shows the spread.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub reps: u32,
+    /// Keep repeating until the timed reads add up to this many milliseconds, so that the
+    /// sustained rate covers as long a read as a reference tool's (likwid-bench reads for about a
+    /// second); 0 reads exactly --reps times.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub min_time_ms: u64,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ProbeFormat::Table)]
     pub format: ProbeFormat,

@@ -176,12 +176,47 @@ fn probe_measures_a_positive_bandwidth() {
         "{text}"
     );
     assert!(text.contains("best") && text.contains("median"), "{text}");
+    assert!(text.contains("sustained"), "{text}");
+}
+
+#[test]
+fn probe_reads_at_least_the_asked_time() {
+    let out = common::run(&[
+        "probe",
+        "--threads",
+        "1",
+        "--size-mib",
+        "8",
+        "--reps",
+        "1",
+        "--min-time-ms",
+        "50",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", common::show(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let cpu = &v["cpu"];
+    let reps = cpu["reps"].as_u64().expect("reps");
+    assert!(reps > 1, "{cpu}");
+    assert_eq!(
+        cpu["samples_gbps"].as_array().map(Vec::len),
+        Some(reps as usize)
+    );
+    assert!(cpu["timed_ms"].as_f64().expect("timed") >= 50.0, "{cpu}");
+    let (lo, hi) = (cpu["min_gbps"].as_f64(), cpu["best_gbps"].as_f64());
+    let sustained = cpu["sustained_gbps"].as_f64().expect("sustained");
+    assert!(lo <= Some(sustained) && Some(sustained) <= hi, "{cpu}");
 }
 
 #[test]
 fn probe_refuses_nonsense_flags() {
     common::assert_clean_error(&common::run(&["probe", "--threads", "0"]), "--threads");
     common::assert_clean_error(&common::run(&["probe", "--size-mib", "0"]), "--size-mib");
+    common::assert_clean_error(
+        &common::run(&["probe", "--min-time-ms", "9000000"]),
+        "--min-time-ms",
+    );
     let out = common::run(&["probe", "--reps", "0"]);
     assert!(!out.status.success());
 }

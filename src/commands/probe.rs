@@ -32,10 +32,19 @@ pub fn options(args: &ProbeArgs) -> anyhow::Result<ProbeOptions> {
             );
         }
     }
+    let min_time = std::time::Duration::from_millis(args.min_time_ms);
+    if min_time > probe::MAX_MIN_TIME {
+        anyhow::bail!(
+            "--min-time-ms {} is longer than the probe reads: pass at most {}",
+            args.min_time_ms,
+            probe::MAX_MIN_TIME.as_millis()
+        );
+    }
     Ok(ProbeOptions {
         threads,
         buffer_bytes,
         reps: args.reps,
+        min_time,
     })
 }
 

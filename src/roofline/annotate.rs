@@ -179,6 +179,7 @@ impl PeakCache {
                     probe::available_memory(),
                 ),
                 reps: RUN_PROBE_REPS,
+                min_time: std::time::Duration::ZERO,
             };
             probe::run(opts).map_err(|e| e.to_string())
         });

@@ -38,21 +38,27 @@ pub fn render(r: &ProbeReport) -> String {
         .map_or_else(|| "unknown".into(), |b| format!("{} MiB", b >> 20));
     let _ = writeln!(
         out,
-        "CPU read kernel: {} thread(s), {} MiB buffer (last-level cache {llc}), {} repetitions, {:.0} ms in all",
+        "CPU read kernel: {} thread(s), {} MiB buffer (last-level cache {llc}), {} repetitions, {:.0} ms read, {:.0} ms in all",
         c.threads,
         c.buffer_bytes >> 20,
         c.reps,
+        c.timed_ms,
         c.elapsed_ms
     );
-    let _ = writeln!(out, "  {:<8} {:>10}", "", "GB/s");
+    let _ = writeln!(out, "  {:<9} {:>10}", "", "GB/s");
     for (name, v) in [
         ("best", c.best_gbps),
         ("median", c.median_gbps),
         ("worst", c.min_gbps),
     ] {
-        let _ = writeln!(out, "  {name:<8} {v:>10.2}");
+        let _ = writeln!(out, "  {name:<9} {v:>10.2}");
     }
-    let _ = writeln!(out, "  spec     {:>10}  ({})", "-", r.cpu_spec_reason);
+    let _ = writeln!(
+        out,
+        "  {:<9} {:>10.2}  (all bytes over all read time)",
+        "sustained", c.sustained_gbps
+    );
+    let _ = writeln!(out, "  spec      {:>10}  ({})", "-", r.cpu_spec_reason);
     let g = &r.gpu;
     match (g.spec_gbps, g.measured_gbps) {
         (None, None) => {
@@ -67,12 +73,12 @@ pub fn render(r: &ProbeReport) -> String {
             };
             let _ = writeln!(
                 out,
-                "  measured {}",
+                "  measured  {}",
                 line(measured, &g.measured_source, &g.measured_reason)
             );
             let _ = writeln!(
                 out,
-                "  spec     {}",
+                "  spec      {}",
                 line(spec, &g.spec_source, &g.spec_reason)
             );
         }
