@@ -10,7 +10,9 @@ and one with max_tokens=N, each repeated; the decode rate is
 (N - 1) / (median(t_N) - median(t_1)). No per-token callback is involved, so
 comparing this figure with the harness's decode rate shows what the harness
 itself costs. The engine runs with the Driver's defaults (in-process, prefix
-caching off so that repeats do not reuse the prompt, 1 GiB KV cache on CPU).
+caching off so that repeats do not reuse the prompt, 1 GiB KV cache on CPU,
+the same unbound OpenMP threads) and, as the Driver's requests, without
+detokenizing: both sides do the same work per step.
 
 Prints one JSON object on stdout: {"decode_tps": ..., "ttft_s": ..., ...}.
 """
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     import inproc_bench_vllm as ibv
 
     # The same environment the Driver sets up (logging, CPU platform, ...).
-    ibv._prepare_environment(args.verbose, args.threads)
+    ibv._prepare_environment(args.verbose, args.threads, ibv.THREADS_BIND_ENV)
     if args.multiprocessing:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "1"
     if not args.verbose:
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     def run(n: int) -> tuple[float, int, int]:
-        sp = SamplingParams(temperature=0.0, max_tokens=n, ignore_eos=True)
+        sp = SamplingParams(temperature=0.0, max_tokens=n, ignore_eos=True, detokenize=False)
         t = time.perf_counter()
         (out,) = llm.generate([prompt], sp, use_tqdm=False)
         dt = time.perf_counter() - t

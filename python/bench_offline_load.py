@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # The thread variables inproc-bench gives its engine (engine::vllm::thread_env), so both
     # sides run the same unbound OpenMP threads.
-    ibv._prepare_environment(args.verbose, args.threads, {"VLLM_CPU_OMP_THREADS_BIND": "nobind"})
+    ibv._prepare_environment(args.verbose, args.threads, ibv.THREADS_BIND_ENV)
     if not args.verbose:
         ibv._quiet_logging()
     ibv._check_cpu_kernels()

@@ -42,6 +42,7 @@ from typing import Any, Callable
 from inproc_bench_vllm_env import (  # noqa: F401 (re-exported for bench_offline.py)
     MIN_VLLM,
     THREAD_VARS,
+    THREADS_BIND_ENV,
     DriverError,
     _check_cpu_kernels,
     _dist_version,

@@ -109,6 +109,11 @@ THREAD_VARS = (
     "LD_PRELOAD",
 )
 
+# vLLM's CPU thread binding on every vLLM side: none, so that each runs OMP_NUM_THREADS unbound
+# threads. The tool passes the same to the Driver and to `vllm serve` (engine::vllm::THREADS_BIND,
+# checked equal by a test); the benchmark scripts' offline references take it from here.
+THREADS_BIND_ENV = {"VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+
 
 def _prepare_environment(
     verbose: bool, threads: int | None = None, env: dict | None = None

@@ -273,6 +273,22 @@ mod tests {
     }
 
     #[test]
+    fn the_python_side_binds_threads_as_the_tool_does() {
+        // The benchmark scripts' offline references read the binding from the Python module.
+        let env = include_str!("../../../python/inproc_bench_vllm_env.py");
+        let want =
+            format!("THREADS_BIND_ENV = {{\"VLLM_CPU_OMP_THREADS_BIND\": \"{THREADS_BIND}\"}}");
+        assert!(
+            env.contains(&want),
+            "python/inproc_bench_vllm_env.py lacks {want}"
+        );
+        assert_eq!(
+            thread_env(2)[1],
+            ("VLLM_CPU_OMP_THREADS_BIND", THREADS_BIND.into())
+        );
+    }
+
+    #[test]
     fn python_env_errors_name_the_setup_script() {
         let dir = tempfile::tempdir().unwrap();
         let e = find_python_env(Some(&dir.path().join("none")))
